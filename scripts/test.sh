@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# README command 2: set everything up and run all tests (notebooks, then pytest). Exits non-zero on any failure.
+. "$(dirname "$0")/setup_env.sh" dev
+.venv/bin/nbdev_test --n_workers 2
+.venv/bin/python -m pytest -q tests "$@"
