@@ -158,3 +158,15 @@ def test_wrong_band_count_in_file(scene, tmp_path):
     with pytest.raises(BandError, match="has 5 bands without band names; expected 13"): Scene.open(p)
     with pytest.raises(BandError, match="expected 4 bands.*found 5"): Scene.open(p, file_bands=["B04", "B03", "B02", "B08"])
     assert issubclass(RasterError, DualDistillError)
+
+def test_workers_and_pickling_give_the_same_items(scene):
+    import pickle
+    from dualdistill.views import MultiCropViews, ViewConfig
+    ds = ChipDataset(sample_scene(bands=DEO_BANDS.names), 64, length=8, seed=5, transform=MultiCropViews(config=ViewConfig(global_size=32, local_size=16, n_local=2)))
+    main = [ds[i]["image"] for i in range(4)]
+    assert all(torch.equal(a, b) for a, b in zip(main[0], ds[0]["image"]))  # the transform is seeded per item
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_chips)
+    first = next(iter(loader))["image"]
+    assert len(first) == 4 and torch.equal(first[0][1], main[1][0]) and torch.equal(first[3][0], main[0][3])
+    clone = pickle.loads(pickle.dumps(ds))
+    assert torch.equal(clone[2]["image"][1], main[2][1])
