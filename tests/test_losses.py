@@ -270,6 +270,12 @@ def test_ibot_masked_patch_loss_matches_reference():
     probs = np.zeros_like(t); probs[mask] = ref_sinkhorn(t[mask], 0.04)
     got = IBOTLoss(k, teacher_probabilities="sinkhorn").double()(t64(s), t64(t), torch.tensor(mask), 0.04).item()
     assert got == pytest.approx(ref_masked_ce(s, probs, mask), rel=1e-8)
+    # the masked tokens' logits alone, (n, K) in mask order, give the same loss without materialising the others
+    for method in ("centering", "sinkhorn"):
+        full = IBOTLoss(k, teacher_probabilities=method).double()(t64(s), t64(t), torch.tensor(mask), 0.04).item()
+        rows = IBOTLoss(k, teacher_probabilities=method).double()(t64(s[mask]), t64(t[mask]), torch.tensor(mask), 0.04).item()
+        assert rows == pytest.approx(full, rel=1e-12)
+    with pytest.raises(LossError, match="masked tokens"): IBOTLoss(k).double()(t64(s[mask][:3]), t64(t[mask][:3]), torch.tensor(mask), 0.04)
 
 
 def test_ibot_centre_uses_masked_tokens():

@@ -67,17 +67,28 @@ def test_param_groups_and_clipping():
     clip_per_parameter([p, q], 1.0)
     assert torch.allclose(p.grad, torch.tensor([0.6, 0.8, 0, 0]), atol=1e-5) and torch.equal(q.grad, torch.tensor([0.1, 0.0]))
 
-def test_resume_is_bit_identical(tmp_path):
-    full = Trainer(tiny(), tmp_path / "full")
+def dino(cfg):
+    "The DINO-family objective on a config from `tiny`: 4 x 4 patch grids so block masks fit."
+    cfg.loss = dataclasses.replace(cfg.loss, ms_objective="dino", n_prototypes=64, n_patch_prototypes=32, mask_probability=0.75)
+    cfg.student.patch_size = 8
+    return cfg
+
+@pytest.mark.parametrize("objective", ["coding_rate", "dino"])
+def test_resume_is_bit_identical(tmp_path, objective):
+    make = tiny if objective == "coding_rate" else lambda: dino(tiny())
+    full = Trainer(make(), tmp_path / "full")
     full.fit(progress=False)
-    part = Trainer(tiny(), tmp_path / "part")
+    part = Trainer(make(), tmp_path / "part")
     part.fit(until=3, progress=False)  # stops after step 3, between checkpoints 2 and 4
     assert [p.name for p in checkpoints(tmp_path / "part")] == ["checkpoint_00000002.pt", "checkpoint_00000003.pt"]
-    again = Trainer(tiny(), tmp_path / "part", resume=True)
+    again = Trainer(make(), tmp_path / "part", resume=True)
     assert again.step == 3
     again.fit(progress=False)
     a, b = weights(full), weights(again)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    if objective == "dino":
+        assert all(torch.equal(x, y) for x, y in zip(full.ema_prototypes.state_dict().values(), again.ema_prototypes.state_dict().values()))
+        assert torch.equal(full.objective.dino.teacher.center, again.objective.dino.teacher.center)
     assert [r["loss"] for r in read_metrics(tmp_path / "full")] == [r["loss"] for r in read_metrics(tmp_path / "part")]
     for name in ("loss_curve.png", "summary.txt", "config.yaml", "metrics.jsonl"): assert (tmp_path / "full" / name).exists()
     assert len(checkpoints(tmp_path / "full")) == 3  # keep_last
@@ -131,3 +142,14 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_new_run_refuses_a_used_folder(tmp_path):
     Trainer(tiny(steps=2), tmp_path).fit(progress=False)
     with pytest.raises(CheckpointError, match="expected a new run folder, found checkpoints"): Trainer(tiny(steps=2), tmp_path)
+
+def test_dino_family_trains_with_masked_patches(tmp_path):
+    t = Trainer(dino(tiny(steps=4)), tmp_path)
+    recs = t.fit(progress=False)
+    assert {"dino", "ibot", "koleo", "cls", "mid", "late"} <= set(recs[-1]) and "compression" not in recs[-1]
+    assert all(math.isfinite(r[k]) for r in recs for k in ("dino", "ibot", "koleo"))
+    assert t.student.mask_token.requires_grad and t.student.mask_token.abs().sum() > 0  # the mask token learns
+    assert not Trainer(tiny(steps=1), tmp_path / "cr").student.mask_token.requires_grad
+    m = t.patch_masks(400)
+    assert m.shape == (400, 4, 4) and 0.6 < m.flatten(1).any(1).float().mean() < 0.9  # mask_probability 0.75
+    assert m.flatten(1).sum(1).max() <= 8  # at most half the 16 patches
