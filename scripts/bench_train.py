@@ -54,6 +54,7 @@ def main():
                 t.ema(glob); t.teacher(unit_rgb(glob, t.bands, t.stats))
         sum(v.float().mean() for v in out.values()).backward()
         sync(); model_s.append(time.perf_counter() - t0)
+        del out
         t.optimizer.zero_grad(set_to_none=True)
     B = cfg.optim.batch_size
     step, model = sum(steps) / len(steps), sum(model_s) / len(model_s)
