@@ -23,7 +23,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject, tr
 import ipywidgets as widgets
 from ipywidgets.embed import DEFAULT_EMBED_REQUIREJS_URL, dependency_state, embed_data, escape_script
 import ipyleaflet
-from .sensors import DualDistillError, BandError, BandSet, BandStats, DEO_STATS
+from .sensors import DualDistillError, BandError, BandSet, BandStats, DEO_STATS, normalized_difference
 from .data import atomic_write, write_geotiff
 from .views import normalise_chip, scale_rgb
 from .student import Student
@@ -31,10 +31,10 @@ from .teachers import OpticalTeacher
 
 # %% auto #0
 __all__ = ['COMPOSITE_KINDS', 'COMPOSITES', 'REQUIREJS_CDN_URL', 'THREE_BANDS', 'ONE_BAND', 'COLORMAPS', 'MapError', 'Composite',
-           'as_composite', 'stretch_limits', 'apply_stretch', 'normalized_difference', 'MapProduct', 'composite',
-           'plot_composites', 'product_map', 'split_map', 'plot_map', 'save_html', 'BandPicker', 'upsample',
-           'scalar_map', 'attention_map', 'EncoderMaps', 'encoder_maps', 'plot_attention', 'pca_scores', 'pca_map',
-           'cosine_similarity', 'similarity_map', 'pixel_at', 'plot_features', 'AttentionViewer', 'SimilarityExplorer']
+           'as_composite', 'stretch_limits', 'apply_stretch', 'MapProduct', 'composite', 'plot_composites',
+           'product_map', 'split_map', 'plot_map', 'save_html', 'BandPicker', 'upsample', 'scalar_map', 'attention_map',
+           'EncoderMaps', 'encoder_maps', 'plot_attention', 'pca_scores', 'pca_map', 'cosine_similarity',
+           'similarity_map', 'pixel_at', 'plot_features', 'AttentionViewer', 'SimilarityExplorer']
 
 # %% ../nbs/08_maps.ipynb #d90aa7cf
 class MapError(DualDistillError, ValueError):
@@ -123,15 +123,6 @@ def apply_stretch(x,  # `(C, H, W)` array
     lo, hi = limits[:, :1, None], limits[:, 1:, None]
     out = np.clip(np.nan_to_num((x - lo) / np.maximum(hi - lo, 1e-12)), 0, 1) ** (1 / _check_gamma(gamma))
     return out.transpose(1, 2, 0).astype(np.float32)
-
-def normalized_difference(a,  # first band, any shape
-                          b,  # second band, same shape
-                         ) -> np.ndarray:
-    "The index `(a - b) / (a + b)` in float64; NaN where `a + b` is 0."
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape: raise MapError(f"expected two bands of one shape, found {a.shape} and {b.shape}")
-    total = a + b
-    with np.errstate(divide="ignore", invalid="ignore"): return np.where(total != 0, (a - b) / np.where(total != 0, total, 1), np.nan)
 
 # %% ../nbs/08_maps.ipynb #260536b3
 @dataclass

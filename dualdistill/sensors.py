@@ -11,7 +11,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['SENTINEL2_BANDS', 'SENTINEL2_L1C', 'SENTINEL2_L2A', 'DEO_BANDS', 'EUROSAT_MS', 'LANDSAT_OLI_TIRS', 'RGB', 'BAND_SETS',
            'LANDSAT_C2_SCALING', 'DEO_STATS', 'DualDistillError', 'BandError', 'Band', 'BandSet', 'band_set',
-           'sentinel2_offset', 'sentinel2_reflectance', 'landsat_c2_scaled', 'BandStats', 'band_stats']
+           'sentinel2_offset', 'sentinel2_reflectance', 'landsat_c2_scaled', 'normalized_difference', 'BandStats',
+           'band_stats']
 
 # %% ../nbs/00_sensors.ipynb #0b701daa
 class DualDistillError(Exception):
@@ -155,6 +156,16 @@ def landsat_c2_scaled(dn, product: str = "L2SR", scale: float | None = None, off
     out = dn.astype(np.float64) * (s if scale is None else scale) + (o if offset is None else offset)
     if nodata is not None: out[dn == nodata] = np.nan
     return out.astype(np.float32)
+
+# %% ../nbs/00_sensors.ipynb #35b8605f
+def normalized_difference(a,  # first band, any shape
+                          b,  # second band, same shape
+                         ) -> np.ndarray:
+    "The index `(a - b) / (a + b)` in float64; NaN where `a + b` is 0."
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape: raise BandError(f"expected two bands of one shape, found {a.shape} and {b.shape}")
+    total = a + b
+    with np.errstate(divide="ignore", invalid="ignore"): return np.where(total != 0, (a - b) / np.where(total != 0, total, 1), np.nan)
 
 # %% ../nbs/00_sensors.ipynb #94f6402c
 @dataclass(frozen=True)

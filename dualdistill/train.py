@@ -660,16 +660,15 @@ _TERMS = ("loss", "compression", "expansion", "dino", "ibot", "koleo", "cls", "m
 
 def write_report(out) -> tuple[Path, Path]:
     "Write `loss_curve.png` and `summary.txt` for the run in `out`."
-    import matplotlib; matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global backend change, no figure left open
     out, recs = Path(out), read_metrics(out)
     terms = [t for t in _TERMS if t in recs[0]]
-    fig, axs = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8))
+    fig = Figure(figsize=(3.2 * len(terms), 2.8))
+    axs = fig.subplots(1, len(terms))
     for ax, t in zip(np.atleast_1d(axs), terms):
         ax.plot([r["step"] for r in recs], [r[t] for r in recs]); ax.set_title(t); ax.set_xlabel("step")
     fig.tight_layout()
     png = atomic_write(out / "loss_curve.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
-    plt.close(fig)
     first, last = recs[0], recs[-1]
     lines = [f"dualdistill pretraining run in {out}", f"steps: {last['step']}  epochs: {last['epoch']:.2f}  images/s: {last['images_per_s']:.1f}"]
     lines += [f"{t:12s} first {first[t]:+.4f}  last {last[t]:+.4f}" for t in terms]

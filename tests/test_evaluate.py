@@ -1,0 +1,242 @@
+"""Evaluation: metrics against hand-computed values, index-derived labels, spatial splits, encoders, user data, the CLI."""
+import argparse, json, math
+from pathlib import Path
+import numpy as np
+import pytest
+import rasterio
+import torch
+from dualdistill.data import write_geotiff
+from dualdistill.sensors import DEO_BANDS, DEO_STATS, EUROSAT_MS, BandError, DualDistillError
+from dualdistill.train import Trainer, checkpoints, load_run
+from test_train import tiny  # the seconds-long training config
+from dualdistill.evaluate import (IGNORE, INDEX_BANDS, INDEX_CLASSES, SPLITS, BandStatsEncoder, EvaluationError, LinearProbe,
+                                  OpticalTeacherEncoder, StudentEncoder, accuracy, add_evaluate_parser, assign_blocks,
+                                  confusion_matrix, evaluate_encoder, f1_scores, fit_linear_probe, folder_classification,
+                                  index_labels, iou_scores, knn_scores, macro_f1, mean_iou, predict_dense, reference_encoders,
+                                  run_encoders, run_evaluation, scene_tasks, simulate_change, split_windows, upsample, user_tasks)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    Trainer(tiny(steps=2), out).fit(progress=False)
+    return checkpoints(out)[-1]
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return scene_tasks(seed=0)
+
+
+def cli(*argv):
+    p = argparse.ArgumentParser(prog="dualdistill")
+    add_evaluate_parser(p.add_subparsers(dest="command", required=True))
+    return p.parse_args(["evaluate", *argv])
+
+
+# --- metrics, by hand ---
+
+def test_confusion_accuracy_f1_iou_by_hand():
+    # truth   0 0 0 1 1 2 2 2 IGNORE
+    # pred    0 0 1 1 2 2 2 0 1
+    cm = confusion_matrix([0, 0, 0, 1, 1, 2, 2, 2, IGNORE], [0, 0, 1, 1, 2, 2, 2, 0, 1], 3)
+    assert cm.tolist() == [[2, 1, 0], [0, 1, 1], [1, 0, 2]]
+    assert accuracy(cm) == pytest.approx(5 / 8)
+    # class 0: TP 2 FP 1 FN 1 -> F1 4/6, IoU 2/4; class 1: TP 1 FP 1 FN 1 -> 2/4, 1/3; class 2: TP 2 FP 1 FN 1 -> 4/6, 2/4
+    assert f1_scores(cm) == pytest.approx([4 / 6, 2 / 4, 4 / 6])
+    assert macro_f1(cm) == pytest.approx((4 / 6 + 2 / 4 + 4 / 6) / 3)
+    assert iou_scores(cm) == pytest.approx([2 / 4, 1 / 3, 2 / 4])
+    assert mean_iou(cm) == pytest.approx((2 / 4 + 1 / 3 + 2 / 4) / 3)
+
+
+def test_metrics_skip_absent_classes_and_check_labels():
+    cm = confusion_matrix(np.array([[0, 1], [IGNORE, 1]]), np.array([[0, 1], [3, 1]]), 4)  # the IGNORE pixel's prediction 3 is dropped
+    assert cm.sum() == 3 and np.isnan(iou_scores(cm)[2:]).all() and mean_iou(cm) == 1.0 and macro_f1(cm) == 1.0
+    with pytest.raises(EvaluationError, match=r"expected labels in 0..1 or 255, found \[2\]"): confusion_matrix([0, 2], [0, 1], 2)
+    with pytest.raises(EvaluationError, match="as many predictions"): confusion_matrix([0, 1], [0], 2)
+
+
+def test_change_f1_by_hand():
+    truth = np.array([[0, 0, 1, 1], [0, 1, 1, IGNORE]])
+    pred = np.array([[0, 1, 1, 0], [0, 1, 1, 1]])
+    cm = confusion_matrix(truth, pred, 2)  # change: TP 3, FP 1, FN 1
+    assert f1_scores(cm)[1] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
+    assert iou_scores(cm)[1] == pytest.approx(3 / 5)
+
+
+def test_knn_vote_by_hand():
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
+    labels = torch.tensor([0, 1, 1, 2])
+    q = torch.tensor([[3.0, 1.0]])
+    # cosines with q: 3/sqrt(10), 1/sqrt(10), 4/sqrt(20), -3/sqrt(10); k = 3 keeps the first three
+    s = [3 / math.sqrt(10), 1 / math.sqrt(10), 4 / math.sqrt(20)]
+    T = 0.5
+    expected = [math.exp(s[0] / T), math.exp(s[1] / T) + math.exp(s[2] / T), 0.0]
+    assert knn_scores(bank, labels, q, 3, k=3, temperature=T)[0].tolist() == pytest.approx(expected)
+    assert knn_scores(bank, labels, q, 3, k=3, temperature=T).argmax().item() == 1
+    assert knn_scores(bank, labels, q, 3, k=1, temperature=T).argmax().item() == 0
+    assert knn_scores(bank, labels, q, 3, k=100, temperature=T)[0, 2].item() == pytest.approx(math.exp(-3 / math.sqrt(10) / T))
+    with pytest.raises(EvaluationError, match="k >= 1"): knn_scores(bank, labels, q, 3, k=0)
+
+
+def test_linear_probe_sweep_and_dense_prediction():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 4, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    probe = fit_linear_probe(x[:200], y[:200], x[200:], y[200:], 2)
+    assert probe.setting["val_macro_f1"] > 0.95
+    one = fit_linear_probe(x[:200], y[:200], x[200:], y[200:], 2, weight_decays=[probe.setting["weight_decay"]], lrs=[probe.setting["lr"]])
+    assert torch.allclose(one.linear.weight, probe.linear.weight, atol=1e-6)
+    maps = torch.randn(2, 4, 3, 3, generator=g)
+    direct = probe.forward_map(upsample(maps, (12, 12))).argmax(1)
+    assert torch.equal(predict_dense(probe, maps, (12, 12)), direct)
+
+
+# --- data ---
+
+def test_index_labels_of_synthetic_pixels():
+    # B02, B03, B04, B08, B11 reflectance; the comment gives the indices that decide
+    px = np.array([(0.04, 0.05, 0.03, 0.02, 0.005),   # NDVI -0.2, MNDWI 0.818: water
+                   (0.02, 0.04, 0.02, 0.25, 0.10),    # NDVI 0.852, B11 0.10: forest
+                   (0.04, 0.07, 0.04, 0.36, 0.18),    # NDVI 0.8, B11 0.18: field vegetation
+                   (0.09, 0.11, 0.15, 0.25, 0.30),    # NDVI 0.25, B11 0.30, MNDWI -0.463: bare soil
+                   (0.30, 0.31, 0.32, 0.36, 0.40),    # brightness 0.31, NDVI 0.059: sand
+                   (0.05, 0.06, 0.05, 0.10, 0.13),    # NDVI 0.333: too high for bare soil, too low for vegetation
+                   (0.05, 0.06, 0.04, 0.05, 0.04),    # NDVI 0.111, MNDWI 0.2: nothing
+                   (0.0, 0.0, 0.0, 0.0, 0.0)],        # all zero (indices NaN)
+                  np.float64).T[:, None, :]
+    assert index_labels(px, INDEX_BANDS)[0].tolist() == [0, 1, 2, 3, 4, IGNORE, IGNORE, IGNORE]
+    with pytest.raises(BandError, match="B11"): index_labels(px[:4], INDEX_BANDS[:4])
+
+
+def test_spatial_split_keeps_splits_apart():
+    labels = np.random.default_rng(0).integers(0, 3, (500, 460)).astype(np.uint8)
+    a = assign_blocks(500, 460, block=100, labels=labels, n_classes=3, seed=3)
+    assert a.shape == (5, 5) and sorted(np.bincount(a.ravel()).tolist()) == [5, 5, 15]
+    edge = assign_blocks(500, 460, block=100, min_side=80)  # the last column of blocks is 60 px wide
+    assert (edge[:, 4] == -1).all() and sorted(np.bincount(edge[edge >= 0]).tolist()) == [4, 4, 12]
+    gap = 12
+    ws = split_windows(a, 500, 460, chip=32, stride=16, block=100, gap=gap)
+    for s in SPLITS:
+        for r, c, h, w in ws[s]:
+            assert 0 <= r and r + h <= 500 and 0 <= c and c + w <= 460
+            assert a[r // 100, c // 100] == SPLITS.index(s) and a[(r + h - 1) // 100, (c + w - 1) // 100] == SPLITS.index(s)
+    masks = {s: np.zeros((500, 460), bool) for s in SPLITS}
+    for s in SPLITS:
+        for r, c, h, w in ws[s]: masks[s][max(r - gap, 0):r + h + gap, max(c - gap, 0):c + w + gap] = True  # windows grown by the gap
+    for s in SPLITS:
+        own = np.zeros((500, 460), bool)
+        for r, c, h, w in ws[s]: own[r:r + h, c:c + w] = True
+        for t in SPLITS:
+            if t != s: assert not (own & masks[t]).any(), f"{s} comes within {gap} px of {t}"
+    with pytest.raises(EvaluationError, match="at least 3 blocks"): assign_blocks(100, 100, block=100)
+
+
+def test_scene_tasks(tasks):
+    c, s, ch = tasks["classification"], tasks["segmentation"], tasks["change"]
+    assert c.bands.names == DEO_BANDS.names and c.classes == INDEX_CLASSES[:4] and s.classes == INDEX_CLASSES and ch.classes == ("no_change", "change")
+    assert c.train.images.shape[1:] == (10, 32, 32) and s.test.images.shape[1:] == (10, 64, 64) and ch.val.images.shape[1:] == (2, 10, 64, 64)
+    assert all(set(torch.unique(getattr(c, split).target).tolist()) == {0, 1, 2, 3} for split in SPLITS)
+    assert set(torch.unique(s.train.target).tolist()) == {0, 1, 2, 3, 4, IGNORE}
+
+
+def test_simulated_change_is_the_pasted_rectangle():
+    images = (100 + 10 * np.arange(4)[:, None, None, None] + np.arange(3)[None, :, None, None]) * np.ones((4, 3, 32, 32), np.float32)
+    labels = np.repeat(np.arange(4), 32 * 32).reshape(4, 32, 32)  # every chip is one class, so any source differs
+    after, masks = simulate_change(images, labels, 4, seed=1, side=(8, 12), gain=0.05)
+    for i in range(4):
+        m = masks[i].astype(bool)
+        rows, cols = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
+        assert 8 <= len(rows) <= 12 and 8 <= len(cols) <= 12 and m.sum() == len(rows) * len(cols)
+        ratio = after[i][:, ~m] / images[i][:, ~m]  # outside the rectangle: the same pixels times one gain per band
+        assert np.allclose(ratio, ratio[:, :1], rtol=1e-5) and np.all(np.abs(ratio - 1) <= 0.05 + 1e-6)
+        inside = after[i][:, m] / ratio[:, :1]
+        assert any(np.allclose(inside, images[j][:, m]) for j in range(4) if j != i), "pasted from another chip"
+
+
+def test_user_layouts(tmp_path, scene):
+    full = scene.read()
+    order = [scene.bands.names.index(b) for b in EUROSAT_MS.names]
+    for c in ("x", "y"):
+        for i in range(3):
+            (tmp_path / "cls" / c).mkdir(parents=True, exist_ok=True)
+            write_geotiff(tmp_path / "cls" / c / f"{i}.tif", full[order, 64 * i:64 * i + 64, :64].astype(np.uint16) + (c == "y"), scene.crs, scene.transform)
+    data = folder_classification(tmp_path / "cls", seed=0)
+    assert [len(getattr(data, s).images) for s in SPLITS] == [2, 2, 2] and data.classes == ("x", "y")
+    deo = [scene.bands.names.index(b) for b in DEO_BANDS.names]
+    img, label = data.test.images[0], int(data.test.target[0])
+    assert any(torch.equal(img, torch.from_numpy(full[deo, 64 * i:64 * i + 64, :64] + label)) for i in range(3))
+
+    for sub in ("images", "masks", "A", "B", "label"): (tmp_path / "dense" / sub).mkdir(parents=True)
+    mask = np.zeros((300, 300), np.uint8); mask[:, 150:] = 7; mask[:20] = 255
+    write_geotiff(tmp_path / "dense" / "images" / "t.tif", full[:, :300, :300].astype(np.uint16), scene.crs, scene.transform, band_names=scene.bands.names)
+    write_geotiff(tmp_path / "dense" / "masks" / "t.tif", mask, scene.crs, scene.transform)
+    for sub in ("A", "B"): write_geotiff(tmp_path / "dense" / sub / "t.tif", full[:, :300, :300].astype(np.uint16), scene.crs, scene.transform, band_names=scene.bands.names)
+    write_geotiff(tmp_path / "dense" / "label" / "t.tif", (mask == 7).astype(np.uint8), scene.crs, scene.transform)
+    d = user_tasks(tmp_path / "dense", ["segmentation", "change"])
+    seg = d["segmentation"]
+    assert seg.classes == ("class_0", "class_7") and set(torch.unique(seg.train.target).tolist()) <= {0, 1, IGNORE}
+    assert d["change"].train.images.shape[1:] == (2, 10, 64, 64) and set(torch.unique(d["change"].train.target).tolist()) <= {0, 1}
+    with pytest.raises(EvaluationError, match=r"expected sub-folders \['A', 'B', 'label'\]"): user_tasks(tmp_path / "cls", ["change"])
+    with pytest.raises(DualDistillError, match="class folders"): user_tasks(tmp_path / "nothing", ["classification"])
+
+
+# --- encoders ---
+
+def test_feature_shapes_of_every_encoder(checkpoint, tasks):
+    run = load_run(checkpoint)
+    encoders = run_encoders(run) | reference_encoders(run, seed=0)
+    assert list(encoders) == ["student MS", "student RGB", "student EMA", "optical teacher", "random student", "band statistics"]
+    x = tasks["segmentation"].test.images[:3]
+    D = run.student.embed_dim
+    expected = {"student MS": (D, D), "student RGB": (D, D), "student EMA": (D, D), "optical teacher": (320, 112),
+                "random student": (D, D), "band statistics": (20, 20)}
+    for name, enc in encoders.items():
+        f = enc(x)
+        assert f.image.shape == (3, expected[name][0]) and f.patches.shape == (3, expected[name][1], 4, 4), name
+        assert torch.isfinite(f.image).all() and torch.isfinite(f.patches).all()
+    ms, ema, rnd = (encoders[n](x).image for n in ("student MS", "student EMA", "random student"))
+    assert not torch.allclose(ms, rnd) and not torch.allclose(ms, ema)
+    with pytest.raises(BandError, match="expected 10 channels"): encoders["student MS"](x[:, :4])
+    with pytest.raises(EvaluationError, match="'ms' or 'rgb'"): StudentEncoder(run.student, run.stats, "swir")
+
+
+def test_evaluate_encoder_unknown_task(tasks):
+    enc = BandStatsEncoder(DEO_BANDS, DEO_STATS)
+    with pytest.raises(EvaluationError, match=r"expected tasks from \['knn', 'linear', 'segmentation', 'change'\], found \['kmeans'\]"):
+        evaluate_encoder(enc, tasks, ["kmeans"])
+    with pytest.raises(EvaluationError, match="expected \\['change'\\] data"):
+        evaluate_encoder(enc, {"classification": tasks["classification"]}, ["knn", "change"])
+
+
+# --- the command line ---
+
+def test_cli_writes_report_and_plots(checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    args = cli("--checkpoint", str(checkpoint), "--out", str(out), "--compare", "--threads", "1", "--quiet")
+    args.run(args)
+    names = {p.name for p in out.iterdir()}
+    assert {"report.json", "comparison.png", "confusion_knn.png", "confusion_linear.png", "confusion_segmentation.png",
+            "segmentation_map.png", "segmentation_map.tif"} <= names
+    report = json.loads((out / "report.json").read_text())
+    assert [r["encoder"] for r in report["summary"]] == ["student MS", "student RGB", "student EMA", "optical teacher", "random student", "band statistics"]
+    for row in report["summary"]:
+        assert set(row) == {"encoder", "knn_top1", "knn_macro_f1", "linear_top1", "linear_macro_f1", "segmentation_miou", "change_f1"}
+        assert all(0 <= v <= 1 for k, v in row.items() if k != "encoder")
+    assert report["results"]["band statistics"]["change"]["probe"]["weight_decay"] in (0.0, 1e-4, 1e-3, 1e-2)
+    with open(out / "comparison.png", "rb") as f: assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with rasterio.open(out / "segmentation_map.tif") as ds:
+        assert ds.crs.to_epsg() == 32618 and ds.shape == (1000, 1000) and json.loads(ds.tags()["classes"]) == list(INDEX_CLASSES)
+        assert set(np.unique(ds.read(1)).tolist()) <= set(range(5))
+
+
+def test_cli_bad_input(checkpoint, tmp_path):
+    args = cli("--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o"))
+    with pytest.raises(EvaluationError, match="expected a pretraining checkpoint file at .*missing.pt, found nothing"): args.run(args)
+    args = cli("--checkpoint", str(checkpoint), "--task", "knn", "segmentaton", "--out", str(tmp_path / "o"))
+    with pytest.raises(EvaluationError, match=r"found \['knn', 'segmentaton'\]"): args.run(args)
+    args = cli("--checkpoint", str(checkpoint), "--task", "knn", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"))
+    with pytest.raises(EvaluationError, match="expected a data folder"): args.run(args)
+    (tmp_path / "not_a_checkpoint.pt").write_bytes(b"hello")
+    with pytest.raises(DualDistillError): run_evaluation(tmp_path / "not_a_checkpoint.pt", tmp_path / "o", ["knn"])
+    assert not (tmp_path / "o").exists()
