@@ -61,6 +61,8 @@ def _pretrain_cmd(args):
     if args.resume: cfg = load_config(args.out / "config.yaml")
     trainer = Trainer(cfg, args.out, resume=args.resume)
     trainer.fit(progress=not args.quiet)
+    import torch.distributed as dist
+    if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()  # every rank done before any tears down
     if trainer.rank == 0: print((args.out / "summary.txt").read_text() if (args.out / "summary.txt").exists() else f"stopped at step {trainer.step}")
 
 # %% ../nbs/09_cli.ipynb #cdcf367f

@@ -62,6 +62,7 @@ def worker(rank, port, path):
         x = torch.load(f"{path}/inputs.pt", weights_only=True)
         rows = slice(rank * M, (rank + 1) * M)
         torch.save(compute(x, rows, rows), f"{path}/rank{rank}.pt")
+        dist.barrier()  # no rank tears its connections down while the other still uses them (gloo aborts then)
     finally:
         dist.destroy_process_group()
 
