@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #f22926d5
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, random, re, time
+import contextlib, ctypes, dataclasses, json, math, os, random, re, time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -27,8 +27,8 @@ __all__ = ['CHECKPOINT_FORMAT', 'ConfigError', 'CheckpointError', 'NonFiniteLoss
            'TeacherConfig', 'OptimConfig', 'RunConfig', 'TrainConfig', 'config_to_dict', 'config_from_dict',
            'save_config', 'load_config', 'preset', 'cosine', 'Schedules', 'param_groups', 'clip_per_parameter',
            'training_stats', 'build_optical_teacher', 'build_scenes', 'ChipSampler', 'StudentPasses', 'Prototypes',
-           'resolve_device', 'init_distributed', 'PhaseTimer', 'rng_state', 'set_rng_state', 'checkpoints',
-           'read_checkpoint', 'Trainer', 'PretrainedRun', 'load_run', 'read_metrics', 'write_report']
+           'resolve_device', 'keep_freed_memory', 'init_distributed', 'PhaseTimer', 'rng_state', 'set_rng_state',
+           'checkpoints', 'read_checkpoint', 'Trainer', 'PretrainedRun', 'load_run', 'read_metrics', 'write_report']
 
 # %% ../nbs/06_train.ipynb #ff5c2865
 class ConfigError(DualDistillError, ValueError):
@@ -102,6 +102,7 @@ class RunConfig:
     keep_last: int = 3  # checkpoints kept
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    keep_freed_memory: bool = True  # CPU runs: glibc keeps freed memory for reuse (no page-zeroing each step)
 
 @dataclass
 class TrainConfig:
@@ -335,6 +336,14 @@ def resolve_device(spec: str) -> torch.device:
     if spec != "cpu": raise ConfigError(f"expected device 'auto', 'cpu' or 'cuda[:N]', found {spec!r}")
     return torch.device("cpu")
 
+def keep_freed_memory() -> bool:
+    "Ask glibc to serve every allocation from its heap and keep freed memory there (no mmap, no trimming); True if it could."
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError): return False  # not glibc: nothing to tune
+
 def init_distributed(device: torch.device) -> tuple[int, int]:
     "Join the process group `torchrun` set up (if any); returns (rank, world size)."
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -402,6 +411,7 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out)
         if cfg.run.threads: torch.set_num_threads(cfg.run.threads)
         self.device = resolve_device(cfg.run.device)
+        if self.device.type == "cpu" and cfg.run.keep_freed_memory: keep_freed_memory()
         self.rank, self.world = init_distributed(self.device)
         self.ms, self.optical = cfg.loss.use_ms_teacher, cfg.loss.use_optical_teacher
         self.dino = self.ms and cfg.loss.ms_objective == "dino"
@@ -493,17 +503,17 @@ def train_step(self: Trainer, views: list[torch.Tensor]) -> dict:
     masks = self.patch_masks(glob.shape[0]).to(dev) if self.dino else None
     dino = {}
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
-        with phase("student_forward"): out = self.passes(glob, loc, masks)
-        with torch.no_grad():
+        with torch.no_grad():  # teachers first, while no activations are held for backward
             with phase("ms_teacher"):
                 if self.dino:
                     cls_t, patch_t = self.ema.module.tokens(glob)
                     zt = _views(self.ema_prototypes.module["cls"](cls_t), 2)
-                    dino = dict(teacher_temperature=sch["teacher_temp"], patch_student=out["patch"], patch_mask=masks.flatten(1),
-                                patch_teacher=self.ema_prototypes.module["patch"](patch_t.flatten(2).transpose(1, 2)[masks.flatten(1)]),
-                                koleo_features=_views(out["koleo"], 2))
+                    dino = dict(teacher_temperature=sch["teacher_temp"], patch_mask=masks.flatten(1),
+                                patch_teacher=self.ema_prototypes.module["patch"](patch_t.flatten(2).transpose(1, 2)[masks.flatten(1)]))
                 else: zt = _views(self.ema(glob), 2) if self.ms else None
             with phase("optical_teacher"): ft = self.teacher(unit_rgb(glob, self.bands, self.stats)) if self.optical else None
+        with phase("student_forward"): out = self.passes(glob, loc, masks)
+        if self.dino: dino.update(patch_student=out["patch"], koleo_features=_views(out["koleo"], 2))
         with phase("losses"): terms = self.objective(**dino,
             ms_student=_views(out["ms"], V) if self.ms else None, ms_teacher=zt,
             cls_student=_views(out["cls"], V) if self.optical else None, cls_teacher=_views(ft.cls, 2) if self.optical else None,
