@@ -51,14 +51,18 @@ def preview(scene: Scene, out: Path) -> list[Path]:
 # %% ../nbs/09_cli.ipynb #50910556
 def _pretrain_cmd(args):
     from dualdistill.train import Trainer, load_config, preset
-    cfg = load_config(args.config) if args.config else preset(args.preset)
-    if args.data: cfg.data.paths = list(args.data)
-    if args.steps is not None: cfg.optim.steps = args.steps
-    if args.epochs is not None: cfg.optim.epochs, cfg.optim.steps = args.epochs, None
+    if args.resume:
+        given = [f"--{k}" for k in ("config", "data", "steps", "epochs") if getattr(args, k) is not None]
+        if given: raise DualDistillError(f"expected --resume to continue with the run's saved config, found {given} as well")
+        if not (args.out / "config.yaml").exists():
+            raise DualDistillError(f"expected a run to resume in {args.out} (its config.yaml), found none")
+        cfg = load_config(args.out / "config.yaml")
+    else:
+        cfg = load_config(args.config) if args.config else preset(args.preset)
+        if args.data: cfg.data.paths = list(args.data)
+        if args.steps is not None: cfg.optim.steps = args.steps
+        if args.epochs is not None: cfg.optim.epochs, cfg.optim.steps = args.epochs, None
     if args.device is not None: cfg.run.device = args.device
-    if args.resume and not (args.out / "config.yaml").exists():
-        raise DualDistillError(f"expected a run to resume in {args.out} (its config.yaml), found none")
-    if args.resume: cfg = load_config(args.out / "config.yaml")
     trainer = Trainer(cfg, args.out, resume=args.resume)
     trainer.fit(progress=not args.quiet)
     import torch.distributed as dist

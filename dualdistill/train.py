@@ -219,19 +219,15 @@ def clip_per_parameter(params: Sequence[torch.Tensor], max_norm: float) -> torch
 
 # %% ../nbs/06_train.ipynb #b1ff5fd3
 def training_stats(scenes: Sequence[Scene], bands: Sequence[str]) -> BandStats:
-    "Normalisation statistics of `bands`: DEO's where it has them, else computed from `scenes`."
-    bands = list(bands)
-    mean, std = [], []
-    computed = None
-    for b in bands:
-        if b in DEO_STATS.bands: m, s = DEO_STATS.for_bands([b])
-        else:
-            if computed is None:
-                st = [s.stats() for s in scenes]
-                computed = {n: (np.mean([x.mean[i] for x in st]), np.mean([x.std[i] for x in st])) for i, n in enumerate(st[0].bands)}
-            m, s = computed[b]
-        mean.append(float(np.asarray(m).ravel()[0])); std.append(float(np.asarray(s).ravel()[0]))
-    return BandStats(tuple(bands), tuple(mean), tuple(std), rgb_max_scaled=True)
+    "Normalisation statistics of `bands`: DEO's where it has them, else the mean over `scenes` of each scene's statistics."
+    known = {b: (m, sd) for b, m, sd in zip(DEO_STATS.bands, DEO_STATS.mean, DEO_STATS.std)}
+    others = [b for b in bands if b not in known]
+    if others:
+        per_scene = [sc.stats() for sc in scenes]
+        for b in others:
+            i = per_scene[0].bands.index(b)
+            known[b] = (float(np.mean([st.mean[i] for st in per_scene])), float(np.mean([st.std[i] for st in per_scene])))
+    return BandStats(tuple(bands), tuple(known[b][0] for b in bands), tuple(known[b][1] for b in bands), rgb_max_scaled=True)
 
 def build_optical_teacher(cfg: TeacherConfig) -> OpticalTeacher:
     "The optical teacher a config asks for."

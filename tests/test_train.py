@@ -153,3 +153,16 @@ def test_dino_family_trains_with_masked_patches(tmp_path):
     m = t.patch_masks(400)
     assert m.shape == (400, 4, 4) and 0.6 < m.flatten(1).any(1).float().mean() < 0.9  # mask_probability 0.75
     assert m.flatten(1).sum(1).max() <= 8  # at most half the 16 patches
+
+def test_training_stats_for_bands_deo_lacks(scene):
+    from dualdistill.sensors import DEO_STATS
+    from dualdistill.train import training_stats
+    st = training_stats([scene], ["B04", "B01", "B08"])
+    x = scene.overview(4, ["B01"])[0].astype("float64")
+    x = x[x != 0]
+    assert st.mean[1] == pytest.approx(x.mean()) and st.std[1] == pytest.approx(x.std())
+    assert (st.mean[0], st.std[2]) == (DEO_STATS.mean[0], DEO_STATS.std[6]) and st.rgb_max_scaled
+
+def test_resume_refuses_other_settings(tmp_path):
+    r = subprocess.run([DUALDISTILL, "pretrain", "--out", str(tmp_path), "--resume", "--steps", "9"], capture_output=True, text=True)
+    assert r.returncode == 2 and "expected --resume to continue with the run's saved config, found ['--steps']" in r.stderr
