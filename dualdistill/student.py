@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_student.ipynb #196d585f
 from __future__ import annotations
-import copy, os, tempfile, warnings
+import copy, itertools, os, tempfile, warnings
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -60,7 +61,7 @@ STUDENT_SIZES = {"tiny": "vit_tiny_patch16_224", "small": "vit_small_patch16_224
 class StudentFeatures(NamedTuple):
     "Backbone outputs of one pass."
     cls: torch.Tensor  # class token after the final norm, (B, D)
-    patches: torch.Tensor  # patch tokens of the last block after the final norm, (B, D, h, w)
+    patches: torch.Tensor | None  # patch tokens of the last block after the final norm, (B, D, h, w); None if not asked for
     blocks: dict[int, torch.Tensor]  # requested blocks (0-based index) after the final norm, (B, D, h, w) each
 
 def _tokens_to_map(t: torch.Tensor, n_prefix: int, h: int, w: int) -> torch.Tensor:
@@ -78,13 +79,31 @@ def _embed(body: nn.Module, stem: nn.Module, x: torch.Tensor, mask: torch.Tensor
         t = torch.where(mask.unsqueeze(-1), mask_token.to(t.dtype), t)
     return body.norm_pre(body.patch_drop(body._pos_embed(t))), h, w
 
+def _class_token_block(blk: nn.Module, t: torch.Tensor) -> torch.Tensor:
+    "`blk(t)[:, :1]` of a timm ViT block, computed for the class token only: `(B, 1, D)`."
+    attn, (B, N) = blk.attn, t.shape[:2]
+    y, width = blk.norm1(t), attn.qkv.out_features // 3
+    w, b = attn.qkv.weight, attn.qkv.bias
+    q = F.linear(y[:, :1], w[:width], None if b is None else b[:width])
+    kv = F.linear(y, w[width:], None if b is None else b[width:])
+    k, v = kv.reshape(B, N, 2, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k = attn.q_norm(q.reshape(B, 1, attn.num_heads, attn.head_dim).transpose(1, 2)), attn.k_norm(k)
+    o = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.)
+    o = attn.proj_drop(attn.proj(attn.norm(o.transpose(1, 2).reshape(B, 1, width))))
+    x = t[:, :1] + blk.drop_path1(blk.ls1(o))
+    return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
+
 def _vit_forward_many(body: nn.Module, inputs: Sequence[tuple[nn.Module, torch.Tensor]], blocks: Sequence[int] = (),
-                      masks: Sequence[torch.Tensor | None] | None = None, mask_token: torch.Tensor | None = None) -> list[StudentFeatures]:
+                      masks: Sequence[torch.Tensor | None] | None = None, mask_token: torch.Tensor | None = None,
+                      patches: Sequence[bool] | None = None) -> list[StudentFeatures]:
     "Run each `(stem, x)` through its stem (masking patches under its mask), then all through the timm ViT `body` in one batch."
     depth = len(body.blocks)
     bad = [i for i in blocks if not 0 <= i < depth]
     if bad: raise ArchitectureError(f"expected block indices in 0..{depth - 1}, found {bad}")
     masks = masks or [None] * len(inputs)
+    if patches is not None and len(patches) != len(inputs):
+        raise ArchitectureError(f"expected one `patches` flag per input ({len(inputs)}), found {len(patches)}")
+    keep = [True] * len(inputs) if patches is None or depth - 1 in blocks else [bool(p) for p in patches]
     embedded = [_embed(body, stem, x, m, mask_token) for (stem, x), m in zip(inputs, masks)]
     if len({(h, w) for _, h, w in embedded}) > 1:
         raise StemError(f"expected inputs of one crop size to share a body pass, found patch grids {[(h, w) for _, h, w in embedded]}")
@@ -92,23 +111,32 @@ def _vit_forward_many(body: nn.Module, inputs: Sequence[tuple[nn.Module, torch.T
     t = torch.cat([e[0] for e in embedded]) if len(embedded) > 1 else embedded[0][0]
     n = body.num_prefix_tokens
     maps = {}
-    for i, blk in enumerate(body.blocks):
+    for i, blk in enumerate(body.blocks[:-1]):
         t = blk(t)
-        if i in blocks and i != depth - 1: maps[i] = _tokens_to_map(body.norm(t), n, h, w)
-    t = body.norm(t)
+        if i in blocks: maps[i] = _tokens_to_map(body.norm(t), n, h, w)
     sizes = [e[0].shape[0] for e in embedded]
-    split = (lambda a: (a,)) if len(sizes) == 1 else (lambda a: a.split(sizes))
-    per_block = {i: split(m) for i, m in maps.items()}
+    bounds = [0, *itertools.accumulate(sizes)]
+    ends = {}  # per kind of last block: its normed outputs, one per input of that kind, in order
+    for wanted, last in ((True, body.blocks[-1]), (False, partial(_class_token_block, body.blocks[-1]))):
+        idx = [k for k, kk in enumerate(keep) if kk == wanted]
+        if not idx: continue
+        rows = (t[bounds[idx[0]]:bounds[idx[-1] + 1]] if idx == list(range(idx[0], idx[-1] + 1))
+                else torch.cat([t[bounds[k]:bounds[k + 1]] for k in idx]))
+        ends[wanted] = iter(body.norm(last(rows)).split([sizes[k] for k in idx]))
+    per_block = {i: m.split(sizes) for i, m in maps.items()}
     out = []
-    for k, (c, p) in enumerate(zip(split(t[:, 0]), split(_tokens_to_map(t, n, h, w)))):
+    for k, wanted in enumerate(keep):
+        e = next(ends[wanted])
+        p = _tokens_to_map(e, n, h, w) if wanted else None
         maps_k = {i: m[k] for i, m in per_block.items()}
         if depth - 1 in blocks: maps_k[depth - 1] = p
-        out.append(StudentFeatures(c, p, maps_k))
+        out.append(StudentFeatures(e[:, 0], p, maps_k))
     return out
 
-def _vit_forward(body: nn.Module, stem: nn.Module, x: torch.Tensor, blocks: Sequence[int] = ()) -> StudentFeatures:
-    "Run `x` through `stem` and the timm ViT `body`, keeping the normed maps of `blocks`."
-    return _vit_forward_many(body, [(stem, x)], blocks)[0]
+def _vit_forward(body: nn.Module, stem: nn.Module, x: torch.Tensor, blocks: Sequence[int] = (),
+                 patches: bool = True) -> StudentFeatures:
+    "Run `x` through `stem` and the timm ViT `body`, keeping the normed maps of `blocks` (and the last one if `patches`)."
+    return _vit_forward_many(body, [(stem, x)], blocks, patches=[patches])[0]
 
 # %% ../nbs/03_student.ipynb #0e33a736
 class MSBranch(nn.Module):
@@ -121,16 +149,19 @@ class MSBranch(nn.Module):
         super().__init__()
         self.body, self.head, self.bands = body, head, bands
 
-    def features(self, x: torch.Tensor) -> StudentFeatures:
-        "Backbone features of `(B, len(bands), H, W)` crops through the MS stem."
+    def features(self,
+                 x: torch.Tensor,  # `(B, len(bands), H, W)` crops
+                 patches: bool = True,  # compute the last block's patch tokens (False: the class token only)
+                ) -> StudentFeatures:
+        "Backbone features of MS crops through the MS stem."
         if x.ndim != 4 or x.shape[1] != len(self.bands):
             raise StemError(f"expected a (B, {len(self.bands)}, H, W) tensor of band set {self.bands.name!r} "
                             f"{list(self.bands.names)}, found shape {tuple(x.shape)}")
-        return _vit_forward(self.body, self.body.patch_embed, x)
+        return _vit_forward(self.body, self.body.patch_embed, x, patches=patches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         "Unit-norm MS embeddings `(B, ms_dim)` of `(B, len(bands), H, W)` crops."
-        return self.head(self.features(x).cls)
+        return self.head(self.features(x, patches=False).cls)
 
     def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "Unit-norm MS embeddings of the class token `(B, ms_dim)` and of every patch `(B, ms_dim, h, w)`."
@@ -213,9 +244,10 @@ class Student(nn.Module):
                      xs: Sequence[torch.Tensor],  # crops of one size, each through the stem its channel count picks
                      blocks: Sequence[int] = (),  # 0-based indices of blocks whose normed maps to return
                      masks: Sequence[torch.Tensor | None] | None = None,  # per input: boolean (B, h, w) patches to mask, or None
+                     patches: Sequence[bool] | None = None,  # per input: compute its last patch map (False: class token only); None: all
                     ) -> list[StudentFeatures]:
         "`forward` of each of `xs`, with one batched pass through the shared body; masked patches become `mask_token`."
-        return _vit_forward_many(self.body, [(self.stem_for(x), x) for x in xs], blocks, masks, self.mask_token)
+        return _vit_forward_many(self.body, [(self.stem_for(x), x) for x in xs], blocks, masks, self.mask_token, patches)
 
 # %% ../nbs/03_student.ipynb #4a4db1ad
 class OpticalOutput(NamedTuple):

@@ -291,7 +291,8 @@ class StudentPasses(nn.Module):
             if crops is None: continue
             inputs = ([crops] if self.ms else []) + ([crops[:, rgb]] if self.optical else [])
             feats = st.forward_many(inputs, blocks=(st.mid_block,) if is_global and self.optical else (),
-                                    masks=[masks if is_global else None] + [None] * self.optical if masks is not None else None)
+                                    masks=[masks if is_global else None] + [None] * self.optical if masks is not None else None,
+                                    patches=[is_global and protos is not None] * self.ms + [is_global] * self.optical)
             if self.ms:
                 z = st.ms_head(feats[0].cls)
                 out.setdefault("ms", []).append(protos["cls"](z) if protos is not None else z)
@@ -447,7 +448,7 @@ class Trainer:
             find_unused_parameters=not (self.ms and self.optical))
         self.params = [p for p in passes.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(param_groups(passes), lr=0.0, betas=tuple(o.betas),
-                                           fused=self.device.type == "cuda")
+                                           fused=True)
         self.amp = self.device.type == "cuda" and o.amp == "bf16"
         self.phases = PhaseTimer(self.device, enabled=False)
         self.step = 0

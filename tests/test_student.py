@@ -230,3 +230,40 @@ def test_forward_many_matches_separate_passes_and_per_output_widths():
     assert torch.allclose(b.blocks[8], other.blocks[8], atol=1e-5)
     assert out.cls.shape == (2, 320) and out.mid.shape == (2, 112, 4, 4) and out.late.shape == (2, 320, 4, 4)
     with pytest.raises(StemError, match="one crop size"): st.forward_many([ms, torch.randn(2, 3, 32, 32)])
+
+def _cls_and_grads(st, xs, patches, seed=0):
+    "Class tokens, patch maps and body gradients of one `forward_many` (loss: sum of squared class tokens)."
+    st.zero_grad(); torch.manual_seed(seed)
+    feats = st.forward_many(xs, patches=patches)
+    sum(f.cls.square().sum() for f in feats).backward()
+    return feats, {k: p.grad.clone() for k, p in st.body.named_parameters()}
+
+def test_class_token_only_last_block_is_exact():
+    st = small_student(reg_tokens=4).double()
+    xs = [torch.randn(2, 3, 64, 64, dtype=torch.float64), torch.randn(3, 10, 64, 64, dtype=torch.float64),
+          torch.randn(1, 3, 64, 64, dtype=torch.float64)]
+    (full, g_full), (lean, g_lean) = _cls_and_grads(st, xs, None), _cls_and_grads(st, xs, [False, True, False])
+    assert [f.patches is None for f in lean] == [True, False, True]
+    assert torch.allclose(lean[1].patches, full[1].patches, rtol=0, atol=1e-12)
+    assert all(torch.allclose(a.cls, b.cls, rtol=0, atol=1e-12) for a, b in zip(full, lean))
+    assert all(torch.allclose(g_full[k], g_lean[k], rtol=1e-9, atol=1e-12) for k in g_full)
+
+def test_class_token_only_last_block_keeps_stochastic_depth():
+    st = small_student(drop_path_rate=0.5).double().train()
+    x = [torch.randn(4, 10, 64, 64, dtype=torch.float64)]
+    (full, g_full), (lean, g_lean) = _cls_and_grads(st, x, None, seed=3), _cls_and_grads(st, x, [False], seed=3)
+    assert torch.allclose(full[0].cls, lean[0].cls, rtol=0, atol=1e-12)
+    assert all(torch.allclose(g_full[k], g_lean[k], rtol=1e-9, atol=1e-12) for k in g_full)
+    (other, _) = _cls_and_grads(st, x, [False], seed=4)
+    assert not torch.allclose(other[0].cls, lean[0].cls)  # the rate is high enough for the seed to matter
+
+def test_patches_flags():
+    st = small_student()
+    ms = torch.randn(2, 10, 64, 64)
+    with torch.no_grad():
+        f = st.forward_many([ms], blocks=(11,), patches=[False])[0]  # asking for the last block's map keeps it
+        assert f.patches is not None and f.blocks[11] is f.patches
+        z = st.ms_branch()(ms)
+        assert torch.allclose(z, st.ms_head(st(ms).cls), atol=1e-6)
+    with pytest.raises(ArchitectureError, match=r"one `patches` flag per input \(1\), found 2"):
+        st.forward_many([ms], patches=[True, False])
