@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_student.ipynb #196d585f
 from __future__ import annotations
-import copy, itertools, os, tempfile, warnings
+import copy, os, tempfile, warnings
 from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,14 +115,13 @@ def _vit_forward_many(body: nn.Module, inputs: Sequence[tuple[nn.Module, torch.T
         t = blk(t)
         if i in blocks: maps[i] = _tokens_to_map(body.norm(t), n, h, w)
     sizes = [e[0].shape[0] for e in embedded]
-    bounds = [0, *itertools.accumulate(sizes)]
+    parts = t.split(sizes)
     ends = {}  # per kind of last block: its normed outputs, one per input of that kind, in order
     for wanted, last in ((True, body.blocks[-1]), (False, partial(_class_token_block, body.blocks[-1]))):
-        idx = [k for k, kk in enumerate(keep) if kk == wanted]
-        if not idx: continue
-        rows = (t[bounds[idx[0]]:bounds[idx[-1] + 1]] if idx == list(range(idx[0], idx[-1] + 1))
-                else torch.cat([t[bounds[k]:bounds[k + 1]] for k in idx]))
-        ends[wanted] = iter(body.norm(last(rows)).split([sizes[k] for k in idx]))
+        mine = [p for p, kk in zip(parts, keep) if kk == wanted]
+        if not mine: continue
+        rows = t if len(mine) == len(parts) else mine[0] if len(mine) == 1 else torch.cat(mine)
+        ends[wanted] = iter(body.norm(last(rows)).split([len(p) for p in mine]))
     per_block = {i: m.split(sizes) for i, m in maps.items()}
     out = []
     for k, wanted in enumerate(keep):
