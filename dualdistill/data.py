@@ -15,7 +15,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 import torch
 from fastcore.basics import patch
-from .sensors import (DualDistillError, BandError, BandSet, BandStats, SENTINEL2_L1C, EUROSAT_MS, DEO_BANDS,
+from .sensors import (DualDistillError, BandError, BandSet, BandStats, Sensor, SENTINEL2_L1C, EUROSAT_MS, DEO_BANDS,
                                  band_stats, sentinel2_reflectance)
 
 # %% auto #0
@@ -78,12 +78,13 @@ class Scene:
     def open(cls,
              path: str | os.PathLike,  # a multi-band raster file, or a folder of one file per band
              bands: Sequence[str] | None = None,  # band names to present, in this order (default: all found)
-             sensor: BandSet = SENTINEL2_L1C,  # the sensor the bands belong to
+             sensor: BandSet | Sensor = SENTINEL2_L1C,  # the sensor the bands belong to: a `Sensor` (e.g. `sensor("landsat_oli_tirs")`) or its `BandSet`
              file_bands: Sequence[str] | None = None,  # band names of a multi-band file's bands, when it does not carry them
              resampling: str = "bilinear",  # how bands on coarser or other grids are resampled
             ) -> Scene:
         "Open a raster file or a folder of band files as a `Scene`."
         path = Path(path)
+        if isinstance(sensor, Sensor): sensor = sensor.bands
         if path.is_dir():
             found = {n: f for n in sensor.names if (f := _band_file(path, n)) is not None}
             wanted = list(bands) if bands is not None else list(found)
@@ -126,7 +127,8 @@ def res(self: Scene) -> tuple[float, float]:
 @patch(as_prop=True)
 def bounds(self: Scene) -> rasterio.coords.BoundingBox:
     "(left, bottom, right, top) in the scene's CRS."
-    return rasterio.coords.BoundingBox(*rasterio.windows.bounds(Window(0, 0, self.width, self.height), self.transform))
+    (left, bottom), (right, top) = self.transform @ (0, self.height), self.transform @ (self.width, 0)
+    return rasterio.coords.BoundingBox(left, bottom, right, top)
 
 @patch
 def __repr__(self: Scene):
@@ -148,7 +150,8 @@ def _window(window, height: int, width: int) -> Window:
 @patch
 def window_transform(self: Scene, window) -> rasterio.Affine:
     "The affine transform of `window`'s top-left pixel grid."
-    return rasterio.windows.transform(_window(window, self.height, self.width), self.transform)
+    w = _window(window, self.height, self.width)
+    return self.transform @ rasterio.Affine.translation(w.col_off, w.row_off)
 
 # %% ../nbs/01_data.ipynb #67d407e1
 @patch
@@ -214,7 +217,10 @@ def atomic_write(path: str | os.PathLike,  # the file to (re)place; its folder m
                 ) -> Path:
     "Write a file through `write(tmp)` and rename it to `path` only once complete."
     path = Path(path)
-    if not path.parent.is_dir(): raise RasterError(f"expected an existing folder for {path}, found no folder {path.parent}")
+    if not path.parent.is_dir():
+        found = "a file" if path.parent.exists() else "no folder"
+        raise RasterError(f"expected an existing folder for {path}, found {found} at {path.parent}")
+    if path.is_dir(): raise RasterError(f"expected a file path to write, found a folder at {path}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

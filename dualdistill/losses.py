@@ -6,8 +6,9 @@
 from __future__ import annotations
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
+from typing import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -17,9 +18,10 @@ from torch import nn, Tensor
 from .sensors import DualDistillError
 
 # %% auto #0
-__all__ = ['LossError', 'world_size', 'all_reduce_sum', 'cross_view_cosine', 'half_logdet', 'coding_rate', 'expansion',
-           'CodingRateLoss', 'patch_cosine', 'sinkhorn_knopp', 'TeacherProbabilities', 'prototype_cross_entropy',
-           'masked_patch_cross_entropy', 'PrototypeLoss', 'DINOLoss', 'IBOTLoss', 'koleo', 'LossConfig', 'DEOObjective']
+__all__ = ['LOSS_TERMS', 'TERM_FAMILIES', 'LossError', 'world_size', 'all_reduce_sum', 'cross_view_cosine', 'half_logdet',
+           'coding_rate', 'expansion', 'CodingRateLoss', 'patch_cosine', 'sinkhorn_knopp', 'TeacherProbabilities',
+           'prototype_cross_entropy', 'masked_patch_cross_entropy', 'PrototypeLoss', 'DINOLoss', 'IBOTLoss', 'koleo',
+           'LossConfig', 'LossTerm', 'loss_term', 'config_terms', 'Objective', 'DEOObjective']
 
 # %% ../nbs/05_losses.ipynb #6611cc05
 class LossError(DualDistillError, ValueError):
@@ -315,6 +317,7 @@ class LossConfig:
     w_koleo: float = 0.1  # weight of the KoLeo regulariser
     mask_ratio: tuple[float, float] = (0.1, 0.5)  # iBOT: range of the fraction of a global crop's patches masked
     mask_probability: float = 0.5  # iBOT: fraction of global crops that are masked at all
+    extra_terms: dict[str, float] = field(default_factory=dict)  # further registered terms (`LOSS_TERMS`) -> weight
 
     def __post_init__(self):
         if self.ms_objective not in ("coding_rate", "dino"):
@@ -330,64 +333,119 @@ class LossConfig:
         return cls(**{"w_cls": 1.0, "w_mid": 0.5, "w_late": 0.5, **kwargs})
 
 # %% ../nbs/05_losses.ipynb #d8a14a6c
-class DEOObjective(nn.Module):
-    "L = -w_C C - w_R R - w_cls D_cls - w_mid D_mid - w_late D_late, or the DINO family in place of -C - R."
-    maximised = ("compression", "expansion", "cls", "mid", "late")  # terms that enter the loss with a minus sign
-    def __init__(self, config: LossConfig | None = None):  # weights and settings; None for the reference recipe
+class LossTerm(nn.Module):
+    "One term of an objective: `fn` of the tensors named in `reads`, entering the total as `-weight * value` if `maximise`, else `+weight * value`."
+    def __init__(self,
+                 name: str,  # the term's name in logs and checkpoints
+                 reads: Sequence[str],  # names of the tensors `fn` takes, in order
+                 weight: float,  # its weight in the total
+                 fn: Callable[..., Tensor],  # the term's value; an `nn.Module` keeps its state (e.g. DINO centres) in checkpoints
+                 maximise: bool = False,  # a similarity to raise rather than a loss to lower
+                 step_values: Sequence[str] = (),  # per-step values `fn` takes as keywords, e.g. ("teacher_temperature",)
+                ):
         super().__init__()
-        self.config = config = config or LossConfig()
-        if config.ms_objective == "dino" and config.use_ms_teacher:
-            kw = dict(student_temperature=config.student_temperature, teacher_probabilities=config.teacher_probabilities,
-                      center_momentum=config.center_momentum, sinkhorn_iterations=config.sinkhorn_iterations)
-            self.dino, self.ibot = DINOLoss(config.n_prototypes, **kw), IBOTLoss(config.n_patch_prototypes, **kw)
+        self.name, self.reads, self.weight, self.maximise, self.step_values = name, tuple(reads), float(weight), maximise, tuple(step_values)
+        self.fn = fn
+
+    @property
+    def sign(self) -> int:
+        "+1 for a loss, -1 for a similarity."
+        return -1 if self.maximise else 1
+
+    def forward(self, inputs: dict, **step) -> Tensor:
+        "The term's value from the named `inputs` and this step's values."
+        missing = [k for k in self.step_values if step.get(k) is None]
+        if missing: raise LossError(f"the {self.name} term needs {missing} of this step, found None")
+        return self.fn(*(inputs[k] for k in self.reads), **{k: step[k] for k in self.step_values})
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, reads={list(self.reads)}, weight={self.weight:g}, {'maximised' if self.maximise else 'minimised'}"
+
+# %% ../nbs/05_losses.ipynb #bccda148
+LOSS_TERMS: dict[str, Callable[[LossConfig, float], LossTerm]] = {}  # term name -> builder(config, weight)
+TERM_FAMILIES = {"coding_rate": ("compression", "expansion"), "dino": ("dino", "ibot", "koleo"), "optical": ("cls", "mid", "late")}
+
+def loss_term(name: str):  # the term's name
+    "Register a builder `(config, weight) -> LossTerm` under `name`."
+    def register(build):
+        LOSS_TERMS[name] = build
+        return build
+    return register
+
+def _prototype_kwargs(cfg: LossConfig) -> dict:
+    return dict(student_temperature=cfg.student_temperature, teacher_probabilities=cfg.teacher_probabilities,
+                center_momentum=cfg.center_momentum, sinkhorn_iterations=cfg.sinkhorn_iterations)
+
+@loss_term("compression")
+def _(cfg, w): return LossTerm("compression", ("ms_student", "ms_teacher"), w, lambda s, t: cross_view_cosine(t.detach(), s), maximise=True)
+
+@loss_term("expansion")
+def _(cfg, w): return LossTerm("expansion", ("ms_student", "ms_teacher"), w, lambda s, t: expansion(
+    s, t.detach(), cfg.coding_rate_eps, cfg.coding_rate_gamma, cfg.reduce_covariance), maximise=True)
+
+@loss_term("dino")
+def _(cfg, w): return LossTerm("dino", ("dino_student", "dino_teacher"), w, DINOLoss(cfg.n_prototypes, **_prototype_kwargs(cfg)),
+                               step_values=("teacher_temperature",))
+
+@loss_term("ibot")
+def _(cfg, w): return LossTerm("ibot", ("ibot_student", "ibot_teacher", "patch_mask"), w,
+                               IBOTLoss(cfg.n_patch_prototypes, **_prototype_kwargs(cfg)), step_values=("teacher_temperature",))
+
+@loss_term("koleo")
+def _(cfg, w): return LossTerm("koleo", ("koleo_features",), w, lambda f: sum(koleo(view) for view in f))
+
+@loss_term("cls")
+def _(cfg, w): return LossTerm("cls", ("cls_student", "cls_teacher"), w, lambda s, t: cross_view_cosine(t.detach(), s), maximise=True)
+
+@loss_term("mid")
+def _(cfg, w): return LossTerm("mid", ("mid_student", "mid_teacher"), w, lambda s, t: patch_cosine(s, t.detach()), maximise=True)
+
+@loss_term("late")
+def _(cfg, w): return LossTerm("late", ("late_student", "late_teacher"), w, lambda s, t: patch_cosine(s, t.detach()), maximise=True)
+
+def config_terms(cfg: LossConfig) -> list[LossTerm]:
+    "The terms `cfg` asks for: its MS family and the optical family (as switched on), then `extra_terms`."
+    names = [*(TERM_FAMILIES[cfg.ms_objective] if cfg.use_ms_teacher else ()), *(TERM_FAMILIES["optical"] if cfg.use_optical_teacher else ())]
+    unknown = [n for n in cfg.extra_terms if n not in LOSS_TERMS]
+    if unknown: raise LossError(f"expected extra_terms among the registered terms {sorted(LOSS_TERMS)}, found {unknown}")
+    return [LOSS_TERMS[n](cfg, getattr(cfg, f"w_{n}")) for n in names] + [LOSS_TERMS[n](cfg, w) for n, w in cfg.extra_terms.items()]
+
+# %% ../nbs/05_losses.ipynb #0ebfa927
+class Objective(nn.Module):
+    r"$L = \sum_k s_k w_k T_k$ over its loss terms $T_k$ (sign $s_k = -1$ for similarities); each term reads named tensors."
+    def __init__(self, terms: Sequence[LossTerm]):  # the terms, in logging order
+        super().__init__()
+        if not terms: raise LossError("expected at least one loss term, found none")
+        for t in terms: self.add_module(t.name, t)
+        self.terms = list(terms)
+
+    @property
+    def reads(self) -> set[str]:
+        "Names of every tensor some term reads."
+        return {k for t in self.terms for k in t.reads}
 
     def forward(self,
-                ms_student: Tensor | None = None,  # student MS embeddings (V, B, p), or DINO logits (V, B, K)
-                ms_teacher: Tensor | None = None,  # EMA-teacher embeddings (G, B, p), or DINO logits (G, B, K)
-                cls_student: Tensor | None = None,  # student cls_head outputs (V, B, Dt)
-                cls_teacher: Tensor | None = None,  # optical teacher class tokens (G, B, Dt)
-                mid_student: Tensor | None = None,  # student mid maps (G, B, Dt, h, w)
-                mid_teacher: Tensor | None = None,  # optical teacher mid maps (G, B, Dt, H, W)
-                late_student: Tensor | None = None,  # student last-stage maps (G, B, Dt, h, w)
-                late_teacher: Tensor | None = None,  # optical teacher last-stage maps (G, B, Dt, H, W)
                 teacher_temperature: float | None = None,  # DINO/iBOT teacher temperature of this step
-                patch_student: Tensor | None = None,  # iBOT student patch logits (B', T, K), or (n, K) of the masked tokens only
-                patch_teacher: Tensor | None = None,  # iBOT teacher patch logits, same shape as `patch_student`
-                patch_mask: Tensor | None = None,  # iBOT boolean mask (B', T)
-                koleo_features: Tensor | None = None,  # student class features of the global views (G, B, D) for KoLeo
+                **inputs: Tensor,  # named tensors: ms_student, ms_teacher, cls_student, ... (see each term's `reads`)
                ) -> dict:  # "loss": the total (a tensor), plus each computed term as a float
-        cfg, terms = self.config, {}
-        given = dict(ms_student=ms_student, ms_teacher=ms_teacher, cls_student=cls_student, cls_teacher=cls_teacher,
-                     mid_student=mid_student, mid_teacher=mid_teacher, late_student=late_student, late_teacher=late_teacher,
-                     patch_student=patch_student, patch_teacher=patch_teacher, patch_mask=patch_mask,
-                     koleo_features=koleo_features)
-
-        def add(name, weight, fn, *args):
-            "Compute term `name` if its inputs are given; its inputs are required when `weight` is not 0."
-            missing = [a for a in args if given[a] is None]
+        given = {k: v for k, v in inputs.items() if v is not None}
+        values = {}
+        for t in self.terms:
+            missing = [k for k in t.reads if k not in given]
             if missing:
-                if weight != 0: raise LossError(f"the {name} term has weight {weight} but {missing} were not given")
-                return
-            terms[name] = (-weight if name in self.maximised else weight, fn(*(given[a] for a in args)))
-
-        if cfg.use_ms_teacher and cfg.ms_objective == "coding_rate":
-            add("compression", cfg.w_compression, lambda s, t: cross_view_cosine(t.detach(), s), "ms_student", "ms_teacher")
-            add("expansion", cfg.w_expansion, lambda s, t: expansion(s, t.detach(), cfg.coding_rate_eps, cfg.coding_rate_gamma,
-                                                                     cfg.reduce_covariance), "ms_student", "ms_teacher")
-        elif cfg.use_ms_teacher:
-            if teacher_temperature is None and (ms_student is not None or patch_student is not None):
-                raise LossError("the DINO and iBOT losses need the teacher temperature of this step, found teacher_temperature=None")
-            add("dino", cfg.w_dino, lambda s, t: self.dino(s, t.detach(), teacher_temperature), "ms_student", "ms_teacher")
-            add("ibot", cfg.w_ibot, lambda s, t, m: self.ibot(s, t.detach(), m, teacher_temperature),
-                "patch_student", "patch_teacher", "patch_mask")
-            add("koleo", cfg.w_koleo, lambda f: sum(koleo(view) for view in f), "koleo_features")
-        if cfg.use_optical_teacher:
-            add("cls", cfg.w_cls, lambda s, t: cross_view_cosine(t.detach(), s), "cls_student", "cls_teacher")
-            add("mid", cfg.w_mid, lambda s, t: patch_cosine(s, t.detach()), "mid_student", "mid_teacher")
-            add("late", cfg.w_late, lambda s, t: patch_cosine(s, t.detach()), "late_student", "late_teacher")
-        if not terms: raise LossError(f"no loss term could be computed: the inputs given were {[k for k, v in given.items() if v is not None]}")
-        out = {"loss": sum(weight * value for weight, value in terms.values())}
-        values = [value.detach() for _, value in terms.values()]
-        dtype = reduce(torch.promote_types, (v.dtype for v in values))
-        out.update(zip(terms, torch.stack([v.to(dtype) for v in values]).tolist()))  # one device sync for all terms
+                if t.weight != 0: raise LossError(f"the {t.name} term has weight {t.weight:g} but {missing} were not given")
+                continue
+            values[t.name] = (t.sign * t.weight, t(given, teacher_temperature=teacher_temperature))
+        if not values: raise LossError(f"no loss term could be computed: the inputs given were {sorted(given)}")
+        out = {"loss": sum(w * v for w, v in values.values())}
+        detached = [v.detach() for _, v in values.values()]
+        dtype = reduce(torch.promote_types, (v.dtype for v in detached))
+        out.update(zip(values, torch.stack([v.to(dtype) for v in detached]).tolist()))  # one device sync for all terms
         return out
+
+class DEOObjective(Objective):
+    "The objective a `LossConfig` describes: L = -w_C C - w_R R - w_cls D_cls - w_mid D_mid - w_late D_late, or the DINO family in place of -C - R."
+    def __init__(self, config: LossConfig | None = None):  # weights and settings; None for the reference recipe
+        config = config or LossConfig()
+        super().__init__(config_terms(config))
+        self.config = config

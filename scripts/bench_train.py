@@ -8,7 +8,7 @@ usage: python scripts/bench_train.py [demo|vits|deo] [--steps N] [--warmup N] [-
 import argparse, dataclasses, json, resource, tempfile, time
 import torch
 from dualdistill.train import PhaseTimer, Trainer, preset
-from dualdistill.views import unit_rgb
+from dualdistill.teachers import Crops
 
 def config(name, device, workers=None):
     if name == "demo": cfg = preset("demo")
@@ -51,9 +51,9 @@ def main():
     for _ in range(a.steps):
         sync(); t0 = time.perf_counter()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp):
-            out = t.passes(glob, loc)
+            out = t.method.runner(glob, loc)
             with torch.no_grad():
-                t.ema(glob); t.teacher(unit_rgb(glob, t.bands, t.stats))
+                for teacher in t.method.teachers.values(): teacher.targets(Crops(glob, loc, 2, len(views)))
         sum(v.float().mean() for v in out.values()).backward()
         sync(); model_s.append(time.perf_counter() - t0)
         del out

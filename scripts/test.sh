@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# README command 2: set everything up and run all tests (notebooks, then pytest). Exits non-zero on any failure.
+# README command 2: set everything up and run all tests: the notebooks (nbdev_test), the docs build's notebook
+# processing (what nbdev_docs does before Quarto: scripts/check_docs.py), then pytest. Every step runs; the script
+# exits non-zero if any failed, naming them.
 . "$(dirname "$0")/setup_env.sh" dev
 bash tests/browser_setup.sh     # Debian chromium and the widget JavaScript for the real-browser tests (root apt-get)
-.venv/bin/nbdev_test --n_workers 2
-.venv/bin/python -m pytest -q tests "$@"
+failed=()
+step() { local name=$1; shift; SECONDS=0; "$@" || failed+=("$name"); echo "-- $name: ${SECONDS} s"; }
+step "notebooks (nbdev_test)" .venv/bin/nbdev_test --n_workers 2
+step "docs processing (scripts/check_docs.py)" .venv/bin/python scripts/check_docs.py --workers 2
+step "pytest" .venv/bin/python -m pytest -q tests "$@"
+if [ ${#failed[@]} -gt 0 ]; then printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi
+echo "all tests passed"

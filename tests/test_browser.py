@@ -1,6 +1,6 @@
 """Browser tests in headless Chromium (Debian's /usr/bin/chromium driven by playwright; set up with `bash tests/browser_setup.sh`):
 a map with an attention overlay saved as a standalone page and served offline from 127.0.0.1, and the band picker of
-nbs/08_maps.ipynb run live in JupyterLab. They are skipped only when Chromium is missing and CI is unset.
+nbs/09_maps.ipynb run live in JupyterLab. They are skipped only when Chromium is missing and CI is unset.
 DUALDISTILL_SCREENSHOTS=1 also saves nbs/images/attention_map.png and nbs/images/band_picker.png for the README."""
 import functools, http.server, io, json, os, secrets, signal, socket, subprocess, sys, threading, time, urllib.request
 from contextlib import contextmanager
@@ -50,15 +50,16 @@ def serve(folder: Path):
         server.shutdown(); server.server_close(); thread.join(10)
 
 def widget_assets(folder: Path) -> Path:
-    "A folder laid out for `save_html(assets_url=...)`: require.js, html-manager/ and jupyter-leaflet/ (from its pip package)."
+    "A folder laid out for `save_html(assets_url=...)`: require.js, html-manager/, and jupyter-leaflet/ and anywidget/ (from their pip packages)."
     from jupyter_core.paths import jupyter_path
-    leaflet = next((Path(p) / "jupyter-leaflet" for p in jupyter_path("nbextensions") if (Path(p) / "jupyter-leaflet" / "index.js").exists()), None)
     for path, what in ((BROWSER_JS / "require.js", "require.js"), (BROWSER_JS / "html-manager" / "embed-amd.js", "the html-manager")):
         if not path.exists(): pytest.fail(f"{what} is missing from {BROWSER_JS}: {SETUP}")
-    if leaflet is None: pytest.fail("jupyter-leaflet's index.js was not found in any nbextensions folder: is ipyleaflet installed?")
+    links = {"require.js": BROWSER_JS / "require.js", "html-manager": BROWSER_JS / "html-manager"}
+    for package in ("jupyter-leaflet", "anywidget"):
+        links[package] = next((Path(p) / package for p in jupyter_path("nbextensions") if (Path(p) / package / "index.js").exists()), None)
+        if links[package] is None: pytest.fail(f"{package}'s index.js was not found in any nbextensions folder: is it installed?")
     folder.mkdir()
-    for name, target in {"require.js": BROWSER_JS / "require.js", "html-manager": BROWSER_JS / "html-manager", "jupyter-leaflet": leaflet}.items():
-        (folder / name).symlink_to(target.resolve())
+    for name, target in links.items(): (folder / name).symlink_to(target.resolve())
     return folder
 
 def test_attention_overlay_map_as_offline_standalone_html(tmp_path, browser, scene):
@@ -88,11 +89,20 @@ def test_attention_overlay_map_as_offline_standalone_html(tmp_path, browser, sce
                 const r = i.getBoundingClientRect(); return {w: i.naturalWidth, h: i.naturalHeight, opacity: getComputedStyle(i).opacity,
                                                              box: [r.left, r.top, r.width, r.height]}; })""")
             shot = page.locator(".leaflet-container").screenshot(timeout=30_000)
+            # the opacity slider works with no kernel: two steps left (0.05 each) fade the attention layer to 0.5
+            handle = page.locator(".leaflet-control .noUi-handle").first
+            handle.focus(timeout=10_000)
+            handle.press("ArrowLeft"); handle.press("ArrowLeft")
+            page.wait_for_function("""() => Math.abs(getComputedStyle(document.querySelectorAll('img.leaflet-image-layer')[1]).opacity - 0.5) < 1e-6""",
+                                   timeout=20_000)
+            faded = page.evaluate("() => [...document.querySelectorAll('img.leaflet-image-layer')].map(i => getComputedStyle(i).opacity)")
     finally: page.close()
     assert not errors, errors
-    assert all(r.startswith(url) or r.startswith("data:") for r in requests), [r for r in requests if not r.startswith(url)][:5]
+    local = (url, "data:", f"blob:{url}")  # anywidget imports the link's code from a blob URL made in the page
+    assert all(r.startswith(local) for r in requests), [r for r in requests if not r.startswith(local)][:5]
     assert all(layer["w"] > 0 and layer["h"] > 0 for layer in layers)
     assert [float(layer["opacity"]) for layer in layers] == [1.0, 0.6]
+    assert [float(o) for o in faded] == [1.0, 0.5]  # only the top layer follows the slider
     assert np.allclose(layers[0]["box"], layers[1]["box"], atol=1) and layers[0]["box"][2] > 100  # the two overlays cover one footprint
     assert not_blank(shot)
     save_screenshot(shot, "attention_map.png")
@@ -165,14 +175,14 @@ def test_band_picker_live_in_jupyterlab(tmp_path, browser):
     t0 = time.perf_counter()
     root = tmp_path / "notebooks"
     root.mkdir()
-    nb = nbformat.read(REPO / "nbs" / "08_maps.ipynb", as_version=4)
+    nb = nbformat.read(REPO / "nbs" / "09_maps.ipynb", as_version=4)
     nb.cells = [c for c in nb.cells if "nbdev_export()" not in c.source]  # the export cell needs the repository around it
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nbformat.write(nb, root / "08_maps.ipynb")
+    nbformat.write(nb, root / "09_maps.ipynb")
     with jupyterlab(root, tmp_path / "lab.log") as (base, token):
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         try:
-            page.goto(f"{base}/lab/tree/08_maps.ipynb?token={token}", timeout=60_000)
+            page.goto(f"{base}/lab/tree/09_maps.ipynb?token={token}", timeout=60_000)
             wait_for_notebook(page, "s.connection === 'connected' && s.status === 'idle'", 60)
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             wait_for_notebook(page, "s.pending === 0 && s.running === 0 && s.status === 'idle'", 150)

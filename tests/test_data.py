@@ -1,11 +1,11 @@
 """Scenes, windows, GeoTIFF round trips, chip datasets and every bad input of the data layer."""
-import os
+import os, warnings
 import numpy as np
 import pytest
 import rasterio
 import torch
 from dualdistill.data import ChipDataset, FolderDataset, RasterError, Scene, collate_chips, sample_scene, write_geotiff, SAMPLE_PATH
-from dualdistill.sensors import DEO_BANDS, EUROSAT_MS, SENTINEL2_L1C, BandError, DualDistillError
+from dualdistill.sensors import DEO_BANDS, EUROSAT_MS, SENTINEL2_L1C, BandError, DualDistillError, sensor
 
 def test_sample_scene_is_real_and_documented(scene):
     assert scene.shape == (13, 1000, 1000) and scene.crs.to_epsg() == 32618 and scene.res == (10.0, 10.0)
@@ -143,6 +143,37 @@ def test_output_folder_missing_writes_nothing(tmp_path, scene):
     with pytest.raises(RasterError, match="expected an existing folder.*found no folder"):
         write_geotiff(tmp_path / "nope" / "x.tif", np.zeros((1, 4, 4)), scene.crs, scene.transform)
     assert not (tmp_path / "nope").exists()
+
+def test_writing_onto_a_folder_is_the_packages_error(tmp_path, scene):
+    (tmp_path / "out.tif").mkdir()
+    for write in (lambda: write_geotiff(tmp_path / "out.tif", np.zeros((1, 4, 4)), scene.crs, scene.transform),
+                  lambda: scene.write(tmp_path / "out.tif", np.zeros((4, 4)), window=(0, 0, 4, 4))):
+        with pytest.raises(RasterError, match=r"expected a file path to write, found a folder at .*out\.tif"): write()
+    assert os.listdir(tmp_path / "out.tif") == [] and os.listdir(tmp_path) == ["out.tif"]  # nothing written, no temporary left
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RasterError, match="expected an existing folder.*found a file at"):
+        write_geotiff(tmp_path / "file" / "x.tif", np.zeros((1, 4, 4)), scene.crs, scene.transform)
+
+def test_window_transforms_and_bounds_match_rasterio_without_deprecation_warnings(tmp_path, scene):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rasterio's own helpers multiply Affines with `*`: the independent reference here
+        expected = [rasterio.windows.transform(rasterio.windows.Window(c, r, w, h), scene.transform)
+                    for r, c, h, w in [(0, 0, 5, 5), (100, 250, 64, 32), (999, 999, 1, 1)]]
+        expected_bounds = rasterio.windows.bounds(rasterio.windows.Window(0, 0, 1000, 1000), scene.transform)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = [scene.window_transform(w) for w in [(0, 0, 5, 5), (100, 250, 64, 32), (999, 999, 1, 1)]]
+        assert tuple(scene.bounds) == pytest.approx(expected_bounds)
+        p = scene.write(tmp_path / "w.tif", np.ones((64, 32), np.float32), window=(100, 250, 64, 32), band_names=["one"])
+    assert got == expected
+    with rasterio.open(p) as ds: assert ds.transform == expected[1] and ds.crs == scene.crs
+
+def test_scene_opens_with_a_sensor(granule):
+    a = Scene.open(granule, sensor=sensor("sentinel2_l1c"))
+    b = Scene.open(granule)
+    assert a.bands == b.bands and np.array_equal(a.read((0, 0, 8, 8)), b.read((0, 0, 8, 8)))
+    with pytest.raises(BandError, match="unknown band 'B04' for band set 'landsat_oli_tirs'"):
+        Scene.open(granule, bands=["B04"], sensor=sensor("landsat_oli_tirs"))
 
 def test_failed_write_leaves_nothing_half_written(tmp_path, scene, monkeypatch):
     def boom(*a, **k): raise OSError("disk full")

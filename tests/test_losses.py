@@ -356,7 +356,7 @@ def test_dino_family_replaces_the_ms_terms():
     feats = r.normal(size=(2, 3, 7))
     config = LossConfig(ms_objective="dino", n_prototypes=k, n_patch_prototypes=k)
     objective = DEOObjective(config).double()
-    out = objective(ms_student=t64(s), ms_teacher=t64(t), teacher_temperature=tau_t, patch_student=t64(ps), patch_teacher=t64(pt),
+    out = objective(dino_student=t64(s), dino_teacher=t64(t), teacher_temperature=tau_t, ibot_student=t64(ps), ibot_teacher=t64(pt),
                     patch_mask=torch.tensor(mask), koleo_features=t64(feats), **x)
     ref = reference_terms(x)
     dino = ref_cross_entropy(s, ref_softmax(t / tau_t))
@@ -365,9 +365,9 @@ def test_dino_family_replaces_the_ms_terms():
     assert (out["dino"], out["ibot"], out["koleo"]) == pytest.approx((dino, ibot, kol), rel=1e-8)
     total = dino + ibot + 0.1 * kol - 0.5 * ref["cls"] - 0.25 * ref["mid"] - 0.25 * ref["late"]
     assert out["loss"].item() == pytest.approx(total, rel=1e-8)
-    assert {"dino.teacher.center", "ibot.teacher.center"} <= set(objective.state_dict())
-    with pytest.raises(LossError, match="teacher temperature"):
-        objective(ms_student=t64(s), ms_teacher=t64(t), **x)
+    assert {"dino.fn.teacher.center", "ibot.fn.teacher.center"} <= set(objective.state_dict())
+    with pytest.raises(LossError, match="teacher_temperature"):
+        objective(dino_student=t64(s), dino_teacher=t64(t), **x)
 
 
 def test_missing_inputs_and_bad_config_raise():

@@ -1,5 +1,7 @@
 "Behaviour of the maps module: composites and the band picker, stretch, attention read-out, georeferenced overlays, export."
-import io, json
+import io, json, warnings
+import ipyleaflet
+import ipywidgets as widgets
 import matplotlib
 import numpy as np
 import pytest
@@ -7,13 +9,14 @@ import rasterio
 import torch
 from PIL import Image
 from pyproj import Transformer
-from dualdistill.sensors import BandError, DEO_BANDS, SENTINEL2_L1C
+from dualdistill.sensors import BandError, DEO_BANDS, LANDSAT_OLI_TIRS, SENTINEL2_L1C, sensor
 from dualdistill.student import Student
 from dualdistill.teachers import OpticalTeacher
 from dualdistill.views import normalise_chip
 from dualdistill.maps import (MapError, MapProduct, BandPicker, COMPOSITES, THREE_BANDS, ONE_BAND, composite, stretch_limits,
                               apply_stretch, attention_map, encoder_maps, pca_scores, similarity_map, cosine_similarity, pixel_at,
-                              product_map, save_html, upsample, scalar_map)
+                              product_map, save_html, upsample, scalar_map, split_map, plot_map, presets, BrowserLink,
+                              SimilarityExplorer)
 
 torch.set_num_threads(1)
 WINDOW = (100, 150, 128, 96)  # (row, col, height, width): not square, so rows and columns cannot be swapped silently
@@ -176,7 +179,7 @@ def test_warped_overlay_puts_pixels_where_they_are(scene):
     h, w = rgba.shape[:2]
     for i in range(H // block):
         for j in range(W // block):
-            x, y = transform * ((j + 0.5) * block, (i + 0.5) * block)  # the centre of block (i, j)
+            x, y = transform @ ((j + 0.5) * block, (i + 0.5) * block)  # the centre of block (i, j)
             mx, my = to_merc.transform(x, y)
             r, c = int((top - my) / (top - bottom) * h), int((mx - left) / (right - left) * w)
             assert rgba[r, c, 3] == 255 and np.array_equal(rgba[r, c, :3], np.round(colours[i * block, j * block] * 255).astype(np.uint8))
@@ -213,7 +216,7 @@ def test_png_export_is_a_valid_png_of_the_right_size(tmp_path):
 
 def test_pixel_at_and_unplaceable_products(scene):
     p = composite(scene, "true colour", window=WINDOW)
-    x, y = p.transform * (10.5, 20.5)  # centre of pixel (row 20, col 10)
+    x, y = p.transform @ (10.5, 20.5)  # centre of pixel (row 20, col 10)
     lon, lat = Transformer.from_crs(scene.crs.to_wkt(), "EPSG:4326", always_xy=True).transform(x, y)
     assert pixel_at(p, lon, lat) == (20, 10)
     with pytest.raises(MapError, match="location"): pixel_at(p, 0.0, 0.0)
@@ -227,7 +230,51 @@ def test_standalone_html_names_local_assets(scene, tmp_path):
     m = product_map([p, attention_map(np.ones((1, 8, 6)) / 48, like=p)], opacity=[1, 0.5], basemap=None)
     offline = save_html(m, tmp_path / "offline.html", assets_url="http://127.0.0.1:8000/js/").read_text()
     assert '<script src="http://127.0.0.1:8000/js/require.js">' in offline and "cdn" not in offline.split("<script type")[0]
-    assert json.dumps({"jupyter-leaflet": "http://127.0.0.1:8000/js/jupyter-leaflet/index"}) in offline
+    assert json.dumps({"anywidget": "http://127.0.0.1:8000/js/anywidget/index", "jupyter-leaflet": "http://127.0.0.1:8000/js/jupyter-leaflet/index"}) in offline
     online = save_html(m, tmp_path / "online.html").read_text()
     assert "cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@" in online and "cdnjs.cloudflare.com" in online
     assert offline.count("data:image/png;base64,") == 2
+
+def test_presets_come_from_the_sensor_of_the_bands(raw):
+    x = np.stack([raw[n] for n in ("B08", "B04", "B03", "B02")])  # Landsat-like values, named by Landsat's bands
+    landsat = composite(x, "colour infrared", source_bands=LANDSAT_OLI_TIRS.select(["B5", "B4", "B3", "B2"]))
+    assert landsat.channel_names == ("B5", "B4", "B3") and np.allclose(landsat.rgb[..., 0], numpy_stretch(raw["B08"]), atol=1e-6)
+    ndvi = composite(x, "NDVI", source_bands=["B5", "B4", "B3", "B2"])  # plain names: found in the Landsat band table
+    assert np.allclose(ndvi.values[0], (raw["B08"] - raw["B04"]) / (raw["B08"] + raw["B04"]), atol=1e-6)
+    assert {n: c.bands for n, c in presets(sensor("landsat_oli_tirs")).items() if c.kind == "rgb"} == sensor("landsat_oli_tirs").composites
+    picker = BandPicker(x, source_bands=LANDSAT_OLI_TIRS.select(["B5", "B4", "B3", "B2"]), show_map=False)
+    assert list(picker.preset.options)[:2] == ["true colour", "colour infrared"] and picker.product.channel_names == ("B4", "B3", "B2")
+    picker.preset.value = "colour infrared"
+    assert (picker.red.value, picker.green.value, picker.blue.value) == ("B5", "B4", "B3")
+
+def test_map_exports_raise_no_warnings(scene, tmp_path):
+    import leafmap  # noqa: F401  (its import warns about its own dependencies; the maps must not)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rasterio's `*` on an Affine raised PendingDeprecationWarning on every export
+        p = composite(scene, "colour infrared", window=WINDOW)
+        att = attention_map(np.random.default_rng(0).random((2, 8, 6)), like=p, name="toy")
+        p.to_geotiff(tmp_path / "v.tif"); p.to_geotiff(tmp_path / "r.tif", rendered=True); att.to_png(tmp_path / "a.png")
+        m = product_map([p, att], opacity=[1.0, 0.5], basemap=None)
+        save_html(m, tmp_path / "m.html"); split_map(p, att, basemap=None)
+        plot_map([p, att], split=True)
+        lon, lat = SimilarityExplorer({"toy": np.random.default_rng(1).random((4, 8, 6))}, p, at=(30, 40), basemap=None)._location()[::-1]
+        assert pixel_at(p, lon, lat) == (30, 40)
+    with rasterio.open(tmp_path / "v.tif") as src: assert src.transform == scene.window_transform(WINDOW) and p.bounds == src.bounds
+
+def test_opacity_slider_is_linked_in_the_browser_and_saves_without_jslink(scene, tmp_path):
+    p = composite(scene, "true colour", window=WINDOW)
+    m = product_map([p, attention_map(np.ones((1, 8, 6)) / 48, like=p)], opacity=[1, 0.5], basemap=None)
+    control = next(c.widget for c in m.controls if isinstance(c, ipyleaflet.WidgetControl))
+    slider, link = control.children
+    assert slider is m.opacity_slider and slider.value == 0.5 and isinstance(link, BrowserLink)
+    assert (link.from_widget, link.from_attr, link.to_widget, link.to_attr) == (slider, "value", m.overlays[1], "opacity")
+    assert link.layout.display == "none"
+    page = save_html(m, tmp_path / "m.html").read_text()
+    state = json.loads(page.split('widget-state+json">\n', 1)[1].split("\n</script>", 1)[0])["state"]
+    links = [v for v in state.values() if v["model_name"] == "AnyModel"]
+    assert len(links) == 1 and links[0]["state"]["from_widget"] == f"IPY_MODEL_{slider.model_id}" and "export default" in links[0]["state"]["_esm"]
+    assert not [v for v in state.values() if v["model_name"] in ("LinkModel", "DirectionalLinkModel")]
+    assert '"source"' not in json.dumps(state)  # what execnb (nbdev's docs processing) cannot write
+    assert product_map([p], basemap=None, opacity_slider=False).opacity_slider is None
+    with pytest.raises(MapError, match="synced attribute"): BrowserLink((slider, "nope"), (m.overlays[1], "opacity"))
+    with pytest.raises(MapError, match="synced attribute"): BrowserLink((slider, "value"), (object(), "opacity"))

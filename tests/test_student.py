@@ -126,7 +126,8 @@ def test_checkpoint_round_trip(tmp_path, student):
     path = save_student(student, tmp_path / "s.pt")
     assert os.listdir(tmp_path) == ["s.pt"]
     raw = torch.load(path, weights_only=True)
-    assert raw["bands"]["bands"][0][:3] == ["B04", "red", 664.6] and raw["config"]["reg_tokens"] == 4
+    assert raw["format"] == "dualdistill.checkpoint" and raw["version"] == 2 and raw["kind"] == "student"
+    assert raw["band_set"]["bands"][0][:3] == ["B04", "red", 664.6] and raw["student_config"]["reg_tokens"] == 4
     again = load_student(path).eval()
     assert again.bands == student.bands and again.config == student.config
     own = student.state_dict()
@@ -158,7 +159,7 @@ def test_band_transfer(student, init):
     if init == "nearest": assert torch.equal(new, w_src[:, DEO_BANDS.index("B02")])  # 442.7 nm -> B02 at 492.4 nm
     src = student.state_dict()
     for k, v in target.state_dict().items():
-        if k != "body.patch_embed.proj.weight": assert torch.equal(v, src[k]), k
+        if k != "backbone.body.patch_embed.proj.weight": assert torch.equal(v, src[k]), k
 
 def test_band_transfer_same_bands_is_silent(student):
     target = small_student(reg_tokens=4, seed=5)
@@ -191,7 +192,8 @@ def test_wrong_architecture(student, kw, fragment):
 
 def test_not_a_checkpoint(tmp_path, student):
     torch.save({"weight": torch.ones(2)}, tmp_path / "other.pt")
-    with pytest.raises(ArchitectureError, match="expected a student checkpoint.*found"): load_student(tmp_path / "other.pt")
+    from dualdistill.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="expected a dualdistill.checkpoint checkpoint .*found format None"): load_student(tmp_path / "other.pt")
 
 @pytest.mark.parametrize("stem,channels", [("rgb", 3), ("ms", 10)])
 @pytest.mark.parametrize("side", [224, 80])

@@ -22,8 +22,13 @@ def tiny(steps=6, **run):
     for k, v in run.items(): setattr(cfg.run, k, v)
     return cfg
 
+def ema_of(trainer):
+    "The EMA copy of the student's MS branch, whichever MS teacher the run has."
+    teachers = trainer.method.teachers
+    return teachers["ema"] if "ema" in teachers else teachers["prototypes"].ema
+
 def weights(trainer):
-    return {**{f"s.{k}": v for k, v in trainer.student.state_dict().items()}, **{f"t.{k}": v for k, v in trainer.ema.state_dict().items()}}
+    return {**{f"s.{k}": v for k, v in trainer.student.state_dict().items()}, **{f"t.{k}": v for k, v in ema_of(trainer).state_dict().items()}}
 
 def test_config_yaml_round_trip_and_errors(tmp_path):
     for name in ("deo", "demo"):
@@ -60,7 +65,7 @@ def test_param_groups_and_clipping():
     decay, no_decay = param_groups(st)
     names = {id(p): n for n, p in st.named_parameters()}
     assert all(p.ndim > 1 for p in decay["params"]) and no_decay["weight_decay"] == 0
-    assert {"body.cls_token", "body.pos_embed"} <= {names[id(p)] for p in no_decay["params"]}
+    assert {"backbone.body.cls_token", "backbone.body.pos_embed"} <= {names[id(p)] for p in no_decay["params"]}
     assert all(names[id(p)].endswith("bias") or p.ndim <= 1 or "token" in names[id(p)] or "pos_embed" in names[id(p)] for p in no_decay["params"])
     p, q = torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(2))
     p.grad, q.grad = torch.tensor([3.0, 4.0, 0.0, 0.0]), torch.tensor([0.1, 0.0])
@@ -87,8 +92,9 @@ def test_resume_is_bit_identical(tmp_path, objective):
     a, b = weights(full), weights(again)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     if objective == "dino":
-        assert all(torch.equal(x, y) for x, y in zip(full.ema_prototypes.state_dict().values(), again.ema_prototypes.state_dict().values()))
-        assert torch.equal(full.objective.dino.teacher.center, again.objective.dino.teacher.center)
+        protos = [t.method.teachers["prototypes"].ema_prototypes for t in (full, again)]
+        assert all(torch.equal(x, y) for x, y in zip(protos[0].state_dict().values(), protos[1].state_dict().values()))
+        assert torch.equal(full.method.objective.dino.fn.teacher.center, again.method.objective.dino.fn.teacher.center)
     assert [r["loss"] for r in read_metrics(tmp_path / "full")] == [r["loss"] for r in read_metrics(tmp_path / "part")]
     for name in ("loss_curve.png", "summary.txt", "config.yaml", "metrics.jsonl"): assert (tmp_path / "full" / name).exists()
     assert len(checkpoints(tmp_path / "full")) == 3  # keep_last
@@ -102,12 +108,12 @@ def test_resume_refuses_another_run(tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     t = Trainer(tiny(steps=6), tmp_path)
-    real = t.objective.forward
+    real = t.method.objective.forward
     def poisoned(**kw):
         out = real(**kw)
         if t.step == 3: out["expansion"], out["loss"] = float("nan"), out["loss"] * float("nan")
         return out
-    monkeypatch.setattr(t.objective, "forward", poisoned)
+    monkeypatch.setattr(t.method.objective, "forward", poisoned)
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 3: term\(s\) \['expansion'\]"): t.fit(progress=False)
     assert [p.name for p in checkpoints(tmp_path)] == ["checkpoint_00000002.pt"]
     assert read_checkpoint(checkpoints(tmp_path)[-1])["step"] == 2
@@ -150,7 +156,7 @@ def test_dino_family_trains_with_masked_patches(tmp_path):
     assert all(math.isfinite(r[k]) for r in recs for k in ("dino", "ibot", "koleo"))
     assert t.student.mask_token.requires_grad and t.student.mask_token.abs().sum() > 0  # the mask token learns
     assert not Trainer(tiny(steps=1), tmp_path / "cr").student.mask_token.requires_grad
-    m = t.patch_masks(400)
+    m = t.method.patch_masks(400, step=0)
     assert m.shape == (400, 4, 4) and 0.6 < m.flatten(1).any(1).float().mean() < 0.9  # mask_probability 0.75
     assert m.flatten(1).sum(1).max() <= 8  # at most half the 16 patches
 
