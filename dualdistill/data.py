@@ -232,6 +232,7 @@ def atomic_write(path: str | os.PathLike,  # the file to (re)place; its folder m
         if os.path.exists(tmp): os.remove(tmp)
     return path
 
+# %% ../nbs/01_data.ipynb #08cef681
 def write_geotiff(path: str | os.PathLike,  # where to write; its folder must exist
                   array,  # `(C, H, W)` or `(H, W)` numeric array or tensor
                   crs,  # coordinate reference system (anything rasterio accepts)

@@ -797,6 +797,7 @@ def pca_map(features,  # `(D, h, w)` feature map, array or tensor
     return MapProduct(f"{name} PCA", up, apply_stretch(up, limits), np.ones(up.shape[1:], bool), limits, ("PC1", "PC2", "PC3"),
                       crs, transform, tags=dict(PRODUCT="pca"))
 
+# %% ../nbs/09_maps.ipynb #903b78cf
 def cosine_similarity(features,  # `(D, h, w)` feature map, array or tensor
                       at: tuple[int, int],  # (row, col) of the query position on the feature grid
                      ) -> np.ndarray:

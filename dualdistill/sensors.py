@@ -343,6 +343,7 @@ def indices(self: Sensor) -> dict[str, tuple[str, str]]:
     "Normalised-difference indices by name: the bands (a, b) of (a - b) / (a + b)."
     return {n: b for n, (r, b) in self.recipes_for().items() if r.kind == "index"}
 
+# %% ../nbs/00_sensors.ipynb #795c615d
 @patch
 def spectral_index(self: Sensor,
                    x,  # `(C, ...)` values (reflectance) of the bands `bands`

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from fastcore.basics import patch
 from torch import nn
-from .sensors import DualDistillError, DEO_STATS, BandSet, BandStats, band_set
+from .sensors import DualDistillError, DEO_STATS, BandSet, BandStats, band_set, sensor
 from .data import ChipDataset, Scene, atomic_write, collate_chips, sample_scene
 from .views import MultiCropViews, scale_rgb
 from .method import (ConfigError, DataConfig, LossConfig, OptimConfig, RunConfig, StudentConfig, TeacherConfig, TrainConfig,
@@ -97,12 +97,13 @@ def _max_scaled_rgb_stats(scenes: Sequence[Scene], rgb: Sequence[str], chip_size
 
 def training_stats(scenes: Sequence[Scene],  # the training scenes
                    bands: Sequence[str],  # the student's input bands, in order
-                   reference: BandStats = DEO_STATS,  # statistics to use where they cover a band (RGB max-scaled if their flag says so)
+                   reference: BandStats | None = DEO_STATS,  # statistics to use where they cover a band (RGB only if max-scaled); None: none
                    chip_size: int = 256,  # side of the chips the views are cut from (the RGB scaling unit)
                   ) -> BandStats:
     "Normalisation statistics of `bands`, with RGB in max-scaled units: `reference`'s where it covers them, else computed from `scenes`."
     rgb = tuple(scenes[0].bands.rgb or ())
-    known = {b: (m, s) for b, m, s in zip(reference.bands, reference.mean, reference.std) if b not in rgb or reference.rgb_max_scaled}
+    ref = reference or BandStats((), (), ())
+    known = {b: (m, s) for b, m, s in zip(ref.bands, ref.mean, ref.std) if b not in rgb or ref.rgb_max_scaled}
     missing_rgb = [b for b in rgb if b not in known]
     if missing_rgb:
         mean, std = _max_scaled_rgb_stats(scenes, rgb, chip_size)
@@ -225,7 +226,7 @@ class Trainer:
 
         scenes = build_scenes(cfg.data)
         self.bands = scenes[0].bands
-        self.stats = training_stats(scenes, cfg.data.bands, chip_size=cfg.data.chip_size)
+        self.stats = training_stats(scenes, cfg.data.bands, sensor(cfg.data.sensor).stats, cfg.data.chip_size)
         self.views = MultiCropViews(self.bands, self.stats, cfg.views)
         self.dataset = ChipDataset(scenes, cfg.data.chip_size, length=cfg.data.chips_per_epoch, seed=cfg.run.seed,
                                    max_nodata=cfg.data.max_nodata, transform=self.views)

@@ -1,6 +1,7 @@
 """Browser tests in headless Chromium (Debian's /usr/bin/chromium driven by playwright; set up with `bash tests/browser_setup.sh`):
-a map with an attention overlay saved as a standalone page and served offline from 127.0.0.1, and the band picker of
-nbs/09_maps.ipynb run live in JupyterLab. They are skipped only when Chromium is missing and CI is unset.
+a map with an attention overlay saved as a standalone page and served offline from 127.0.0.1, a map of nbs/09_maps.ipynb
+rendered from the notebook's saved widget state (what the docs site shows), and the band picker of nbs/09_maps.ipynb run live
+in JupyterLab. They are skipped only when Chromium is missing and CI is unset.
 DUALDISTILL_SCREENSHOTS=1 also saves nbs/images/attention_map.png and nbs/images/band_picker.png for the README."""
 import functools, http.server, io, json, os, secrets, signal, socket, subprocess, sys, threading, time, urllib.request
 from contextlib import contextmanager
@@ -107,6 +108,36 @@ def test_attention_overlay_map_as_offline_standalone_html(tmp_path, browser, sce
     assert not_blank(shot)
     save_screenshot(shot, "attention_map.png")
     assert time.perf_counter() - t0 < 120
+
+def test_saved_notebook_map_works_without_a_kernel(tmp_path, browser):
+    "What the docs site shows: 09_maps' product map rendered from the notebook's saved widget state, no kernel, opacity slider live."
+    nb = json.loads((REPO / "nbs" / "09_maps.ipynb").read_text(encoding="utf-8"))
+    state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]
+    cell = next(c for c in nb["cells"] if "".join(c["source"]).startswith("truecolour = composite(scene"))
+    view = next(o["data"]["application/vnd.jupyter.widget-view+json"] for o in cell["outputs"] if "application/vnd.jupyter.widget-view+json" in o.get("data", {}))
+    widget_assets(tmp_path / "assets")
+    paths = json.dumps({name: f"assets/{name}/index" for name in ("anywidget", "jupyter-leaflet")})
+    (tmp_path / "site.html").write_text(
+        '<!DOCTYPE html>\n<html><head><meta charset="UTF-8"><script src="assets/require.js"></script>\n'
+        f'<script>require.config({{paths: {paths}}});</script>\n<script src="assets/html-manager/embed-amd.js"></script>\n'
+        f'<script type="application/vnd.jupyter.widget-state+json">\n{json.dumps(state)}\n</script></head>\n'
+        f'<body><script type="application/vnd.jupyter.widget-view+json">\n{json.dumps(view)}\n</script></body></html>\n')
+    page = browser.new_page(viewport={"width": 900, "height": 600})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    images = "[...document.querySelectorAll('img.leaflet-image-layer')]"
+    try:
+        with serve(tmp_path) as url:
+            page.goto(f"{url}/site.html", timeout=30_000)
+            page.wait_for_function(f"() => {images}.length == 2 && {images}.every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+            before = page.evaluate(f"() => {images}.map(i => getComputedStyle(i).opacity)")
+            handle = page.locator(".leaflet-control .noUi-handle").first
+            handle.focus(timeout=10_000)
+            handle.press("ArrowRight")
+            page.wait_for_function(f"() => Math.abs(getComputedStyle({images}[1]).opacity - 0.65) < 1e-6", timeout=20_000)
+    finally: page.close()
+    assert not errors, errors
+    assert [float(o) for o in before] == [1.0, 0.6]
 
 def free_port() -> int:
     with socket.socket() as s:
