@@ -20,7 +20,7 @@ statuses = [ '1 - Planning', '2 - Pre-Alpha', '3 - Alpha',
 py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
-extras = {name: shlex.split(cfg.get(f'{name}_requirements', '')) for name in ('dev', 'teacher')}
+extras = {name: shlex.split(cfg.get(f'{name}_requirements', '')) for name in ('dev', 'teacher', 'benchmarks')}
 extras['dev'] += extras['teacher']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']

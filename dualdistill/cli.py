@@ -95,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     pt.add_argument("--quiet", action="store_true", help="no progress bar")
     pt.set_defaults(run=_pretrain_cmd)
-    from dualdistill.evaluate import add_evaluate_parser
+    from dualdistill.benchmarks import add_evaluate_parser  # evaluate's options and the benchmarks' --dataset
     add_evaluate_parser(sub)
     return p
 

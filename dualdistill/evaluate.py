@@ -4,19 +4,20 @@
 
 # %% ../nbs/10_evaluate.ipynb #66fc0106
 from __future__ import annotations
-import argparse, copy, dataclasses, json, math, time
+import argparse, copy, dataclasses, json, math, re, time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 import numpy as np
 import rasterio
 import torch
 import torch.nn.functional as F
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from torch import nn
 from .sensors import (DualDistillError, BandError, BandSet, BandStats, DEO_BANDS, EUROSAT_MS, SENTINEL2_L1C, band_set,
                                  normalized_difference)
-from .data import SAMPLE_PATH, FolderDataset, Scene, atomic_write, sample_scene, stretch
+from .data import SAMPLE_PATH, RasterError, Scene, atomic_write, sample_scene, stretch
 from .views import normalise_chip, unit_rgb
 from .student import Student
 from .teachers import OpticalTeacher
@@ -26,16 +27,23 @@ from .method import build_optical_teacher
 # %% auto #0
 __all__ = ['IGNORE', 'INDEX_CLASSES', 'INDEX_BANDS', 'WATER_MIN_MNDWI', 'WATER_MAX_NDVI', 'VEGETATION_MIN_NDVI',
            'FOREST_MAX_SWIR', 'FIELD_MIN_SWIR', 'BARE_NDVI', 'BARE_MIN_SWIR', 'BARE_MAX_MNDWI', 'SAND_MIN_BRIGHTNESS',
-           'SAND_NDVI', 'SPLITS', 'KINDS', 'MIN_MAJORITY', 'CHIP_CLASSES', 'CHANGE_SIDE', 'CHANGE_GAIN',
-           'PROBE_WEIGHT_DECAYS', 'PROBE_LRS', 'PROBE_STEPS', 'TASKS', 'TASK_KIND', 'SUMMARY', 'EvaluationError',
-           'spectral_indices', 'index_labels', 'assign_blocks', 'split_windows', 'Split', 'TaskData', 'simulate_change',
-           'scene_tasks', 'folder_classification', 'mask_segmentation', 'pair_change', 'user_tasks', 'Features',
-           'Encoder', 'StudentEncoder', 'OpticalTeacherEncoder', 'BandStatsEncoder', 'ema_student', 'random_student',
+           'SAND_NDVI', 'SPLITS', 'KINDS', 'MIN_MAJORITY', 'CHIP_CLASSES', 'CHANGE_SIDE', 'CHANGE_GAIN', 'BLOCKS',
+           'PROBE_WEIGHT_DECAYS', 'PROBE_LRS', 'PROBE_STEPS', 'TASKS', 'TASK_KIND', 'PROTOCOLS', 'SUMMARY',
+           'EvaluationError', 'spectral_indices', 'index_labels', 'assign_blocks', 'split_windows', 'Split',
+           'check_targets', 'TaskData', 'simulate_change', 'scene_tasks', 'Samples', 'split_samples', 'kfold_samples',
+           'chip_windows', 'auto_block', 'dense_samples', 'canonical_band', 'file_band_names', 'read_raster',
+           'folder_samples', 'folder_classification', 'class_labels', 'change_labels', 'mask_samples',
+           'mask_segmentation', 'pair_samples', 'pair_change', 'user_samples', 'user_tasks', 'Features', 'Encoder',
+           'StudentEncoder', 'OpticalTeacherEncoder', 'BandStatsEncoder', 'ema_student', 'random_student',
            'run_encoders', 'reference_encoders', 'confusion_matrix', 'accuracy', 'f1_scores', 'iou_scores', 'macro_f1',
-           'mean_iou', 'standardise', 'knn_scores', 'LinearProbe', 'class_weights', 'fit_linear_probe', 'upsample',
-           'pixel_samples', 'predict_dense', 'TaskResult', 'check_tasks', 'encode', 'evaluate_encoder', 'compare',
-           'summary_table', 'format_table', 'plot_comparison', 'plot_confusion', 'predict_scene', 'plot_prediction',
-           'write_json', 'run_evaluation', 'add_evaluate_parser', 'ablation_encoders']
+           'mean_iou', 'multilabel_counts', 'multilabel_f1', 'average_precision', 'mean_average_precision',
+           'standardise', 'knn_scores', 'LinearProbe', 'class_weights', 'fit_linear_probe', 'fit_multilabel_probe',
+           'upsample', 'pixel_samples', 'predict_dense', 'TaskResult', 'check_tasks', 'tasks_for', 'encode',
+           'evaluate_encoder', 'compare', 'summary_table', 'format_table', 'plot_comparison', 'plot_confusion',
+           'task_sets', 'repeat_compare', 'mean_and_spread', 'paired_differences', 'default_pairs',
+           'format_differences', 'predict_scene', 'plot_prediction', 'write_json', 'check_value_scale', 'detect_kinds',
+           'run_evaluation', 'parse_checkpoints', 'evaluation_options', 'print_report', 'add_evaluate_parser',
+           'ablation_encoders']
 
 # %% ../nbs/10_evaluate.ipynb #27af6242
 class EvaluationError(DualDistillError, ValueError):
@@ -154,34 +162,57 @@ def split_windows(assignment: np.ndarray,  # split index of each block, from `as
     return out
 
 # %% ../nbs/10_evaluate.ipynb #07db0866
-KINDS = ("classification", "segmentation", "change")
+KINDS = ("classification", "multilabel", "segmentation", "change")
 
 class Split(NamedTuple):
     "Images and targets of one split."
     images: torch.Tensor  # `(N, C, H, W)` raw values, or `(N, 2, C, H, W)` before/after pairs
-    target: torch.Tensor  # `(N,)` class indices, or `(N, H, W)` pixel labels with `IGNORE`
+    target: torch.Tensor  # `(N,)` class indices, `(N, K)` 0/1 labels (multi-label), or `(N, H, W)` pixel labels with `IGNORE`
+
+_LABEL_RULES = {"classification": "one class index 0..{k} per image", "multilabel": "(N, {n}) labels of 0 or 1",
+                "segmentation": "pixel labels 0..{k} or {ignore} (ignored)", "change": "pixel labels 0 (no change), 1 (change) or {ignore} (ignored)"}
+
+def check_targets(kind: str,  # one of `KINDS`
+                  target: torch.Tensor,  # the targets of some samples
+                  n_classes: int,  # number of classes of the task
+                  where: str = "the data",  # named in the error
+                 ):
+    "Raise `EvaluationError` unless `target` holds labels that a task of `kind` with `n_classes` classes can score."
+    t = torch.as_tensor(target)
+    rule = _LABEL_RULES[kind].format(k=n_classes - 1, n=n_classes, ignore=IGNORE)
+    ndim = {"classification": 1, "multilabel": 2}.get(kind, 3)
+    if t.ndim != ndim or (kind == "multilabel" and t.shape[1] != n_classes):
+        raise EvaluationError(f"expected {rule} in {where}, found targets of shape {tuple(t.shape)}")
+    if kind == "change" and n_classes != 2: raise EvaluationError(f"expected 2 classes (no change, change) in {where}, found {n_classes}")
+    out = ((t != 0) & (t != 1)) if kind == "multilabel" else ((t < 0) | (t >= n_classes))
+    if ndim == 3: out &= t != IGNORE
+    bad = t[out]
+    if bad.numel(): raise EvaluationError(f"expected {rule} in {where}, found values {sorted(torch.unique(bad).tolist())[:10]}")
 
 @dataclass
 class TaskData:
     "Train, validation and test splits of one task, with class names and the bands of the images."
-    kind: str  # "classification", "segmentation" or "change"
+    kind: str  # one of `KINDS`
     classes: tuple[str, ...]  # class names in label order
     bands: BandSet  # bands of the images' channels
     train: Split
     val: Split
     test: Split
     source: str  # where the data came from
+    split: str = "drawn at random"  # how the splits were made (official, drawn with a seed, a fold), for the report
 
     def __post_init__(self):
         if self.kind not in KINDS: raise EvaluationError(f"expected kind one of {KINDS}, found {self.kind!r}")
         for s in SPLITS:
             split = getattr(self, s)
             if len(split.images) == 0: raise EvaluationError(f"expected samples in the {s} split of {self.source}, found none")
+            if len(split.target) != len(split.images): raise EvaluationError(f"expected one target per image in the {s} split of {self.source}, found {len(split.target)} for {len(split.images)}")
             self.bands.check(split.images.shape[-3])
+            check_targets(self.kind, split.target, len(self.classes), f"the {s} split of {self.source}")
 
     def __repr__(self):
         sizes = ", ".join(f"{s} {len(getattr(self, s).images)}" for s in SPLITS)
-        return f"TaskData({self.kind}, {len(self.classes)} classes {list(self.classes)}, {sizes}, {self.source})"
+        return f"TaskData({self.kind}, {len(self.classes)} classes {list(self.classes)}, {sizes}, {self.source}; {self.split})"
 
 # %% ../nbs/10_evaluate.ipynb #a810946a
 MIN_MAJORITY = 0.5  # a classification chip's majority class must cover at least this share of its pixels
@@ -260,23 +291,348 @@ def scene_tasks(scene: Scene | None = None,  # a Sentinel-2 scene with the index
         splits["change"][s] = Split(torch.from_numpy(np.stack([imgs, after], 1)), torch.from_numpy(change.astype(np.int64)))
     source = "bundled Sentinel-2 scene" if {p for p, _ in scene.sources.values()} == {SAMPLE_PATH} else f"scene {next(iter(scene.sources.values()))[0]}"
     model_bands = scene.bands.select(list(bands))
-    return {"classification": TaskData("classification", CHIP_CLASSES, model_bands, **splits["classification"], source=f"{source}, index-derived labels"),
-            "segmentation": TaskData("segmentation", INDEX_CLASSES, model_bands, **splits["segmentation"], source=f"{source}, index-derived labels"),
-            "change": TaskData("change", ("no_change", "change"), model_bands, **splits["change"], source=f"{source}, simulated change")}
+    how = f"spatial blocks of {block} px drawn class-balanced (seed {seed})"
+    return {"classification": TaskData("classification", CHIP_CLASSES, model_bands, **splits["classification"], source=f"{source}, index-derived labels", split=how),
+            "segmentation": TaskData("segmentation", INDEX_CLASSES, model_bands, **splits["segmentation"], source=f"{source}, index-derived labels", split=how),
+            "change": TaskData("change", ("no_change", "change"), model_bands, **splits["change"], source=f"{source}, simulated change", split=how)}
 
-# %% ../nbs/10_evaluate.ipynb #0d86c887
-def _stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> dict[str, np.ndarray]:
-    "Indices of each split, drawn per class at random; every class needs at least 3 samples."
+# %% ../nbs/10_evaluate.ipynb #102b7b76
+@dataclass
+class Samples:
+    "Every labelled sample of one task before splitting: images, targets, the group of each sample and its official split."
+    kind: str  # one of `KINDS`
+    classes: tuple[str, ...]  # class names in label order
+    bands: BandSet  # bands of the images' channels
+    images: torch.Tensor  # `(N, C, H, W)` raw values, or `(N, 2, C, H, W)` before/after pairs
+    target: torch.Tensor  # as in `Split`
+    groups: np.ndarray  # `(N,)` group of each sample (an image, a city, a block): a group never spans two splits
+    split: np.ndarray | None = None  # `(N,)` official split (0 train, 1 val, 2 test, -1 in none), or None without official splits
+    source: str = ""  # where the data came from
+    unit: str = "sample"  # what a group is, for messages: "image", "city", "block of 64 px"
+    notes: tuple[str, ...] = ()  # what the reader did (resampling, scaling, label values), for the report
+
+    def __post_init__(self):
+        if self.kind not in KINDS: raise EvaluationError(f"expected kind one of {KINDS}, found {self.kind!r}")
+        n = len(self.images)
+        if n == 0: raise EvaluationError(f"expected labelled samples in {self.source}, found none")
+        self.groups = np.asarray(self.groups)
+        if self.split is not None: self.split = np.asarray(self.split)
+        sizes = [len(self.target), len(self.groups)] + ([len(self.split)] if self.split is not None else [])
+        if any(s != n for s in sizes): raise EvaluationError(f"expected one target, group and split per sample of {self.source} ({n}), found {sizes}")
+        self.bands.check(self.images.shape[-3])
+        check_targets(self.kind, self.target, len(self.classes), self.source)
+
+    def __len__(self): return len(self.images)
+
+    @property
+    def units(self) -> str:
+        "The plural of `unit`: 'images', 'cities', 'blocks of 64 px'."
+        word, _, rest = self.unit.partition(" ")
+        word = word[:-1] + "ies" if word.endswith("y") else word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+        return f"{word} {rest}".strip()
+
+    def __repr__(self):
+        official = "no official splits" if self.split is None else "official splits " + ", ".join(f"{s} {int((self.split == i).sum())}" for i, s in enumerate(SPLITS))
+        return (f"Samples({self.kind}, {len(self)} samples in {len(np.unique(self.groups))} {self.units}, {len(self.classes)} classes, "
+                f"{official}, {self.source})")
+
+    def take(self, idx) -> Samples:
+        "The samples at `idx` (indices or a boolean mask)."
+        idx = torch.as_tensor(np.flatnonzero(idx) if np.asarray(idx).dtype == bool else np.asarray(idx, np.int64))
+        return dataclasses.replace(self, images=self.images[idx], target=self.target[idx], groups=self.groups[idx.numpy()],
+                                   split=None if self.split is None else self.split[idx.numpy()])
+
+# %% ../nbs/10_evaluate.ipynb #f4431d7e
+def _group_histograms(samples: Samples, inverse: np.ndarray, n_groups: int) -> np.ndarray:
+    "`(G, K)` label counts of each group: images per class, positive labels per class, or labelled pixels per class."
+    k, t = len(samples.classes), samples.target
+    if samples.kind == "classification": per = F.one_hot(t.long(), k).double()
+    elif samples.kind == "multilabel": per = t.double()
+    else: per = torch.stack([(t == c).flatten(1).sum(1) for c in range(k)], 1).double()
+    out = np.zeros((n_groups, k))
+    np.add.at(out, inverse, per.numpy())
+    return out
+
+def _part_counts(n: int, fractions: Sequence[float]) -> np.ndarray:
+    "Groups in each part: the share `fractions` of `n`, at least 1 each, the rest in the first part."
+    f = np.asarray(fractions, float) / sum(fractions)
+    counts = np.maximum(np.floor(f * n).astype(int), 1)
+    counts[0] = n - counts[1:].sum()
+    return counts
+
+def _balanced_parts(hist: np.ndarray, counts: Sequence[int], seed: int, tries: int = 200) -> np.ndarray:
+    "Part of each group, `counts[p]` groups in part `p`: of `tries` random deals, the one whose parts' class shares are closest to the whole's."
+    g = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(counts)), counts)
+    whole = hist.sum(0) / max(hist.sum(), 1)
+    present = whole > 0
+    best, best_cost = None, math.inf
+    for _ in range(tries if present.any() else 1):
+        a = g.permutation(labels)
+        cost = 0.0
+        for p in range(len(counts)):
+            h = hist[a == p].sum(0)
+            cost += (np.abs(h / max(h.sum(), 1) - whole)[present] / whole[present]).sum()
+        if cost < best_cost: best, best_cost = a, cost
+    return best
+
+def _stratified_parts(labels: np.ndarray, fractions: Sequence[float], seed: int) -> np.ndarray:
+    "Part of each sample, drawn per class: a class of `n` samples gives each part its share (at least one while they last, train first)."
     g = np.random.default_rng(seed)
     f = np.asarray(fractions, float) / sum(fractions)
-    out = {s: [] for s in SPLITS}
+    out = np.zeros(len(labels), int)
+    order = [0] + list(range(len(f) - 1, 0, -1))  # with fewer samples than parts: train first, then test, then val
     for c in np.unique(labels):
         idx = g.permutation(np.flatnonzero(labels == c))
-        if len(idx) < 3: raise EvaluationError(f"expected at least 3 images of each class to split, found {len(idx)} of class {c}")
-        n_val, n_test = max(1, round(f[1] * len(idx))), max(1, round(f[2] * len(idx)))
-        n_train = len(idx) - n_val - n_test
-        for s, part in zip(SPLITS, (idx[:n_train], idx[n_train:n_train + n_val], idx[n_train + n_val:])): out[s].extend(part.tolist())
-    return {s: np.sort(np.asarray(v, int)) for s, v in out.items()}
+        n = len(idx)
+        counts = np.zeros(len(f), int)
+        for p in order[:n]: counts[p] = 1
+        if n > len(f):
+            counts[1:] = np.maximum(np.round(f[1:] * n).astype(int), 1)
+            counts[0] = n - counts[1:].sum()
+            while counts[0] < 1: counts[1 + counts[1:].argmax()] -= 1; counts[0] += 1
+        out[idx] = np.repeat(np.arange(len(f)), counts)
+    return out
+
+def _deal(samples: Samples, members: np.ndarray, fractions: Sequence[float], seed: int, what: str) -> np.ndarray:
+    "Part of each sample in `members` (a boolean mask), dealt by group with `fractions`; -1 elsewhere."
+    out = np.full(len(samples), -1)
+    sub = np.flatnonzero(members)
+    groups, inverse = np.unique(samples.groups[sub], return_inverse=True)
+    need = len(fractions)
+    if len(groups) < need:
+        raise EvaluationError(f"expected at least {need} {samples.units} to draw {what} from, found {len(groups)} in {samples.source}: "
+                              f"use more or larger images, smaller blocks (--block) or chips (--chip), or fewer folds")
+    if samples.kind == "classification" and len(groups) == len(sub):  # one sample per group: stratify by class exactly
+        out[sub] = _stratified_parts(samples.target[sub].numpy(), fractions, seed)
+    else:
+        hist = _group_histograms(samples.take(sub), inverse, len(groups))
+        out[sub] = _balanced_parts(hist, _part_counts(len(groups), fractions), seed)[inverse]
+    return out
+
+def split_samples(samples: Samples,  # the samples of one task
+                  fractions: Sequence[float] = (0.6, 0.2, 0.2),  # shares of train, val and test where splits are drawn
+                  seed: int = 0,  # seeds the draws
+                 ) -> TaskData:
+    "Train, validation and test splits: official ones kept, missing ones drawn by group (class-balanced) from the training groups."
+    if len(fractions) != 3 or min(fractions) <= 0: raise EvaluationError(f"expected three positive split fractions, found {fractions}")
+    off = samples.split if samples.split is not None and (samples.split >= 0).any() else None
+    if off is not None:
+        per_group = {}
+        for g, s in zip(samples.groups.tolist(), off.tolist()): per_group.setdefault(g, set()).add(s)
+        mixed = [g for g, s in per_group.items() if len(s) > 1]
+        if mixed: raise EvaluationError(f"expected each {samples.unit} in one official split, found {len(mixed)} in several (e.g. {mixed[0]})")
+        have = set(off[off >= 0].tolist())
+        if 0 not in have: raise EvaluationError(f"expected an official train split in {samples.source}, found only {[SPLITS[s] for s in sorted(have)]}")
+    if off is None:
+        parts = _deal(samples, np.ones(len(samples), bool), fractions, seed, "train, val and test splits")
+        how = f"drawn by {samples.unit} (seed {seed}, shares {tuple(round(f / sum(fractions), 3) for f in fractions)})"
+    elif have == {0, 1, 2}:
+        parts, how = off, "official splits"
+    else:
+        missing = [s for s in (1, 2) if s not in have]
+        pool = (off == 0) | (off == -1)
+        dealt = _deal(samples, pool, [fractions[0]] + [fractions[s] for s in missing], seed, f"the {' and '.join(SPLITS[s] for s in missing)} split from the train {samples.units}")
+        parts = off.copy()
+        parts[pool] = np.array([0] + missing)[dealt[pool]]
+        how = (f"official {' and '.join(SPLITS[s] for s in sorted(have))} splits; {' and '.join(SPLITS[s] for s in missing)} drawn from the "
+               f"official train {samples.units} (seed {seed})")
+    splits = {s: Split(samples.images[torch.from_numpy(parts == i)], samples.target[torch.from_numpy(parts == i)]) for i, s in enumerate(SPLITS)}
+    return TaskData(samples.kind, samples.classes, samples.bands, **splits, source=samples.source, split=how)
+
+# %% ../nbs/10_evaluate.ipynb #b030dbc2
+def kfold_samples(samples: Samples,  # the samples of one task (official splits are pooled)
+                  folds: int = 5,  # number of folds, at least 3
+                  seed: int = 0,  # seeds the deal
+                 ) -> list[TaskData]:
+    "One train/val/test set per fold: groups dealt into `folds` class-balanced folds; fold i tests, fold i + 1 validates, the rest train."
+    if folds < 3: raise EvaluationError(f"expected at least 3 folds (train, validation and test each need one), found {folds}")
+    groups, inverse = np.unique(samples.groups, return_inverse=True)
+    if len(groups) < folds:
+        raise EvaluationError(f"expected at least {folds} {samples.units} for {folds} folds, found {len(groups)} in {samples.source}: "
+                              f"use fewer folds, smaller blocks (--block) or chips (--chip), or more images")
+    if samples.kind == "classification" and len(groups) == len(samples):  # one sample per group: deal each class round the folds
+        g, labels = np.random.default_rng(seed), samples.target.numpy()
+        fold = np.zeros(len(samples), int)
+        start = 0
+        for c in np.unique(labels):
+            idx = g.permutation(np.flatnonzero(labels == c))
+            fold[idx] = (start + np.arange(len(idx))) % folds
+            start = (start + len(idx)) % folds
+    else:
+        base = np.full(folds, len(groups) // folds)
+        base[:len(groups) % folds] += 1
+        fold = _balanced_parts(_group_histograms(samples, inverse, len(groups)), base, seed)[inverse]
+    out = []
+    for i in range(folds):
+        role = np.where(fold == i, 2, np.where(fold == (i + 1) % folds, 1, 0))
+        splits = {s: Split(samples.images[torch.from_numpy(role == r)], samples.target[torch.from_numpy(role == r)]) for r, s in enumerate(SPLITS)}
+        pooled = ", official splits pooled" if samples.split is not None else ""
+        out.append(TaskData(samples.kind, samples.classes, samples.bands, **splits, source=samples.source,
+                            split=f"fold {i + 1} of {folds} by {samples.unit} (seed {seed}{pooled})"))
+    return out
+
+# %% ../nbs/10_evaluate.ipynb #9e101434
+BLOCKS = (125, 100, 80, 64, 48, 32)  # block sides tried by `block="auto"`, largest first, px
+
+def _starts(lo: int, hi: int, chip: int, stride: int) -> list[int]:
+    "Window starts in [lo, hi - chip], `stride` apart, the last flush with `hi`; none when the span is shorter than `chip`."
+    if hi - lo < chip: return []
+    s = list(range(lo, hi - chip + 1, stride))
+    return s if s[-1] == hi - chip else s + [hi - chip]
+
+def chip_windows(height: int,  # rows of the image
+                 width: int,  # columns of the image
+                 chip: int,  # chip side, px
+                 stride: int | None = None,  # step between chips (default: `chip`)
+                 block: int | None = None,  # block side, px; None: the whole image is one block
+                 gap: int = 16,  # least distance between chips of different blocks, px
+                ) -> list[list[tuple[int, int, int, int]]]:
+    "Chip windows `(row, col, chip, chip)` of each block (row by row; empty where no chip fits), kept `ceil(gap / 2)` px from inner block edges."
+    if chip < 1 or (stride is not None and stride < 1): raise EvaluationError(f"expected chip and stride of at least 1 px, found {chip} and {stride}")
+    stride = stride or chip
+    if block is None: return [[(r, c, chip, chip) for r in _starts(0, height, chip, stride) for c in _starts(0, width, chip, stride)]]
+    m, out = -(-gap // 2), []
+    for top in range(0, height, block):
+        for left in range(0, width, block):
+            bottom, right = min(top + block, height), min(left + block, width)
+            rows = _starts(top + (m if top else 0), bottom - (m if bottom < height else 0), chip, stride)
+            cols = _starts(left + (m if left else 0), right - (m if right < width else 0), chip, stride)
+            out.append([(r, c, chip, chip) for r in rows for c in cols])
+    return out
+
+def _n_blocks(shapes, chip: int, stride: int | None, block: int | None, gap: int) -> int:
+    "Blocks holding at least one chip, over all images."
+    return sum(sum(1 for ws in chip_windows(h, w, chip, stride, block, gap) if ws) for h, w in shapes)
+
+def auto_block(shapes: Sequence[tuple[int, int]],  # `(H, W)` of each image
+               chip: int,  # chip side, px
+               need: int = 3,  # groups needed
+               stride: int | None = None,  # step between chips
+               gap: int = 16,  # least distance between chips of different blocks, px
+              ) -> int | None:
+    "None (one group per image) when there are `need` images, else the largest of `BLOCKS` giving `need` blocks with chips."
+    small = [(h, w) for h, w in shapes if min(h, w) < chip]
+    if small: raise EvaluationError(f"expected images of at least {chip} x {chip} px for {chip} px chips, found {small[0][0]} x {small[0][1]} px: pass a smaller chip (--chip)")
+    if len(shapes) >= need: return None
+    for b in BLOCKS:
+        if b >= chip and _n_blocks(shapes, chip, stride, b, gap) >= need: return b
+    fits = next((c for c in (48, 32, 16) if c < chip and any(b >= c and _n_blocks(shapes, c, stride, b, gap) >= need for b in BLOCKS)), None)
+    found = max([_n_blocks(shapes, chip, stride, b, gap) for b in BLOCKS if b >= chip] + [len(shapes)])
+    sizes = ", ".join(f"{h} x {w}" for h, w in shapes[:3])
+    raise EvaluationError(f"expected at least {need} spatial blocks holding a {chip} px chip each, found {found} in {len(shapes)} image(s) of {sizes} px: "
+                          + (f"pass --chip {fits}, or more images" if fits else "use more or larger images"))
+
+def dense_samples(images: Sequence[np.ndarray],  # `(C, H, W)` images or `(2, C, H, W)` before/after pairs, any sizes
+                  targets: Sequence[np.ndarray],  # `(H, W)` integer labels of each, `IGNORE` where unknown
+                  kind: str,  # "segmentation" or "change"
+                  classes: Sequence[str],  # class names in label order
+                  bands: BandSet,  # bands of the images' channels
+                  chip: int = 64,  # chip side, px
+                  stride: int | None = None,  # step between chips (default: `chip`, no overlap)
+                  block: int | str | None = "auto",  # block side, px; None: one group per image; "auto": see `auto_block`
+                  gap: int = 16,  # least distance between chips of different blocks, px
+                  splits: Sequence[int] | None = None,  # official split of each image (0 train, 1 val, 2 test, -1 none), or None
+                  need: int = 3,  # groups `block="auto"` must reach (3 for a split, k for k folds)
+                  source: str = "",  # where the data came from
+                  notes: Sequence[str] = (),  # what the reader did, for the report
+                  image_unit: str = "image",  # what an image is called when it is a group: "image", "city", "chip"
+                 ) -> Samples:
+    "The chips of every image with their labels, grouped by image or block; chips without a labelled pixel are dropped."
+    if len(images) != len(targets): raise EvaluationError(f"expected one label image per image, found {len(targets)} for {len(images)}")
+    shapes = [tuple(t.shape) for t in targets]
+    for x, s in zip(images, shapes):
+        if tuple(x.shape[-2:]) != s: raise EvaluationError(f"expected labels on the image's grid, found {s[0]} x {s[1]} labels for a {x.shape[-2]} x {x.shape[-1]} px image")
+    if block == "auto": block = auto_block(shapes, chip, need, stride, gap)
+    xs, ts, groups, official = [], [], [], []
+    for i, (x, t) in enumerate(zip(images, targets)):
+        for b, ws in enumerate(chip_windows(*t.shape, chip, stride, block, gap)):
+            for w in ws:
+                tt = _crop(t, w)
+                if (tt == IGNORE).all(): continue
+                xs.append(_crop(x, w)); ts.append(tt); groups.append(i * 100_000 + b)
+                official.append(-1 if splits is None else splits[i])
+    unit = image_unit if block is None else f"block of {block} px"
+    if not xs: raise EvaluationError(f"expected chips with labelled pixels in {source}, found none ({len(images)} images, {chip} px chips)")
+    return Samples(kind, tuple(classes), bands, torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts).astype(np.int64)),
+                   np.asarray(groups), None if splits is None else np.asarray(official), source, unit,
+                   tuple(notes) + (f"chips of {chip} px, stride {stride or chip} px, grouped by {unit}",))
+
+# %% ../nbs/10_evaluate.ipynb #aee7dd10
+_BAND_PATTERN = re.compile(r"^(?:S2[AB]?[_\- ]?)?(?:B(?:AND)?[_\- ]?)?0*(\d{1,2})(A?)(?:\s*-.*)?$", re.IGNORECASE)
+
+def canonical_band(name: str,  # a band name as a file or data set spells it
+                   sensor: BandSet = SENTINEL2_L1C,  # the band set whose names to match
+                  ) -> str | None:
+    "The name in `sensor` that `name` stands for (exact, any case, a number with or without its leading zero), or None."
+    s = str(name or "").strip()
+    if s in sensor.names: return s
+    upper = {n.upper(): n for n in sensor.names}
+    if s.upper() in upper: return upper[s.upper()]
+    m = _BAND_PATTERN.match(s)
+    if m is None: return None
+    n, a = int(m.group(1)), m.group(2).upper()
+    return next((upper[c] for c in (f"B{n:02d}{a}", f"B{n}{a}") if c in upper), None)
+
+def file_band_names(descriptions: Sequence[str | None],  # the file's band descriptions, one per band (empty or None when unnamed)
+                    default: Sequence[str] | None,  # the band order the layout documents for unnamed files, or None
+                    sensor: BandSet = SENTINEL2_L1C,  # the band set the names belong to
+                    where: str = "the file",  # named in errors
+                   ) -> list[str]:
+    "Names of a file's bands: its descriptions read with `canonical_band` when it has any (all must be recognised), else `default`."
+    desc = list(descriptions)
+    if any(desc):
+        names = [canonical_band(d, sensor) if d else None for d in desc]
+        bad = [d for d, n in zip(desc, names) if d and n is None]
+        if bad: raise BandError(f"expected band descriptions naming {sensor.name} bands (B04, B4, B8A, ...) in {where}, found {bad} among {desc}")
+        if None in names: raise BandError(f"expected every band of {where} named when some are, found {names.count(None)} of {len(desc)} without a description: {desc}")
+        if len(set(names)) != len(names): raise BandError(f"expected each band once in {where}, found descriptions {desc} (read as {names})")
+        return names
+    if default is None: raise BandError(f"expected band descriptions in {where} (its {len(desc)} bands have none), or the layout's band order")
+    if len(default) != len(desc): raise BandError(f"expected {len(default)} bands {list(default)} in {where} (a file without band names), found {len(desc)}")
+    return list(default)
+
+def read_raster(path,  # a raster file
+                bands: Sequence[str],  # band names to read, in this order
+                file_bands: Sequence[str] | None,  # band order of the file when its bands carry no names
+                sensor: BandSet = SENTINEL2_L1C,  # the band set the names belong to
+                out_shape: tuple[int, int] | None = None,  # resample the whole file to `(H, W)` px (default: as stored)
+                resampling: str = "bilinear",  # rasterio resampling when `out_shape` is given
+               ) -> tuple[np.ndarray, np.ndarray]:
+    "`(C, H, W)` float32 values of `bands` in the file at `path`, and the `(H, W)` mask of pixels where no band is nodata."
+    try: ds = rasterio.open(path)
+    except RasterioIOError as e: raise RasterError(f"expected a raster file at {path}, but it could not be read as one: {e}") from None
+    with ds:
+        names = file_band_names(ds.descriptions, file_bands, sensor, str(path))
+        missing = [b for b in bands if b not in names]
+        if missing: raise BandError(f"expected bands {missing} in {path}, found {names}")
+        kw = dict(out_shape=(len(bands), *out_shape), resampling=Resampling[resampling]) if out_shape else {}
+        x, nodata = ds.read([names.index(b) + 1 for b in bands], **kw).astype(np.float32), ds.nodata
+    ok = np.isfinite(x) if nodata is None else np.isfinite(x) & (x != nodata)
+    return x, ok.all(0)
+
+# %% ../nbs/10_evaluate.ipynb #0d86c887
+_RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".vrt")
+
+def _model_bands(bands: Sequence[str], sensor: BandSet) -> BandSet:
+    "The band set of the model's `bands`, from Sentinel-2's registry where they are Sentinel-2 bands."
+    return SENTINEL2_L1C.select(list(bands)) if all(b in SENTINEL2_L1C for b in bands) else sensor.select(list(bands))
+
+def folder_samples(root,  # folder with one sub-folder of images per class
+                   bands: Sequence[str] = DEO_BANDS.names,  # the model's bands, in channel order
+                   sensor: BandSet = EUROSAT_MS,  # band order of files that do not name their bands
+                  ) -> Samples:
+    "Classification samples from EuroSAT-MS style class folders, one group per image."
+    root = Path(root)
+    if not root.is_dir(): raise EvaluationError(f"expected a folder of class folders at {root}, found {'a file' if root.exists() else 'nothing'}")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    files = [(p, k) for k, c in enumerate(classes) for p in sorted((root / c).iterdir()) if p.suffix.lower() in _RASTER_SUFFIXES]
+    if not files: raise EvaluationError(f"expected raster files (.tif, .jp2, ...) in class folders under {root}, found none")
+    images = [read_raster(p, bands, sensor.names, sensor)[0] for p, _ in files]
+    shapes = sorted({x.shape for x in images})
+    if len(shapes) > 1: raise EvaluationError(f"expected images of one size in {root}, found shapes {shapes}")
+    return Samples("classification", tuple(classes), _model_bands(bands, sensor), torch.from_numpy(np.stack(images)),
+                   torch.tensor([k for _, k in files]), np.arange(len(files)), None, f"class folders {root}", "image")
 
 def folder_classification(root,  # folder with one sub-folder of images per class
                           bands: Sequence[str] = DEO_BANDS.names,  # the model's bands, in channel order
@@ -285,14 +641,7 @@ def folder_classification(root,  # folder with one sub-folder of images per clas
                           seed: int = 0,  # seeds the split
                          ) -> TaskData:
     "Classification data from EuroSAT-MS style class folders, split at random per class."
-    ds = FolderDataset(root, bands=bands, file_bands=sensor)
-    items = [ds[i] for i in range(len(ds))]
-    shapes = sorted({tuple(it["image"].shape) for it in items})
-    if len(shapes) > 1: raise EvaluationError(f"expected images of one size in {root}, found shapes {shapes}")
-    images, labels = torch.stack([it["image"] for it in items]), np.array([it["label"] for it in items])
-    idx = _stratified_split(labels, fractions, seed)
-    splits = {s: Split(images[i], torch.from_numpy(labels[i])) for s, i in idx.items()}
-    return TaskData("classification", tuple(ds.classes), ds.bands, **splits, source=f"class folders {root}")
+    return split_samples(folder_samples(root, bands, sensor), fractions, seed)
 
 def _matched_files(root: Path, folders: Sequence[str]) -> list[tuple[Path, ...]]:
     "Files of one name in each `root/folder`, in name order."
@@ -313,81 +662,136 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
     except RasterioIOError as e: raise EvaluationError(f"expected a single-band mask raster at {path}: {e}") from None
     if m.shape != shape: raise EvaluationError(f"expected a {shape[0]} x {shape[1]} px mask at {path} to match its image, found {m.shape[0]} x {m.shape[1]}")
     if not np.issubdtype(m.dtype, np.integer): raise EvaluationError(f"expected integer classes in {path}, found dtype {m.dtype}")
-    return m, (m != nodata) if nodata is not None else np.ones(shape, bool)
+    return m.astype(np.int64), (m != nodata) if nodata is not None else np.ones(shape, bool)
 
-def _dense_splits(images: list[np.ndarray], targets: list[np.ndarray], n_classes: int, chip: int, block: int, gap: int,
-                  fractions: Sequence[float], seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    "Chips of `(C, H, W)` or `(2, C, H, W)` images and their `(H, W)` targets for each split, blocks assigned per image."
-    out = {s: ([], []) for s in SPLITS}
-    for f, (x, t) in enumerate(zip(images, targets)):
-        H, W = t.shape
-        if min(H, W) < chip + gap: raise EvaluationError(f"expected images of at least {chip + gap} px a side for {chip} px chips, found {H} x {W}")
-        a = assign_blocks(H, W, block, fractions, seed + f, labels=t, n_classes=n_classes, min_side=chip + 2 * -(-gap // 2))
-        for s, ws in split_windows(a, H, W, chip, chip // 2, block, gap).items():
-            out[s][0].extend(_crop(x, w) for w in ws); out[s][1].extend(_crop(t, w) for w in ws)
-    for s, (xs, _) in out.items():
-        if not xs: raise EvaluationError(f"expected chips in the {s} split, found none: use larger images, or smaller blocks or chips")
-    return {s: (np.stack(xs), np.stack(ts)) for s, (xs, ts) in out.items()}
+def class_labels(masks: Sequence[np.ndarray],  # integer label images
+                 valid: Sequence[np.ndarray],  # where each is labelled (not nodata, not ignored)
+                 where: str,  # named in errors
+                ) -> tuple[list[np.ndarray], list[int]]:
+    "Label images with their values renumbered 0..K-1 (`IGNORE` where not valid), and the K values in order; negative values are refused."
+    values = np.unique(np.concatenate([m[v] for m, v in zip(masks, valid)]))
+    if (values < 0).any(): raise EvaluationError(f"expected class values of at least 0 in {where}, found {values.tolist()}: "
+                                                 f"negative values mean no data in most layouts; declare them with ignore (e.g. --ignore {int(values[0])})")
+    if len(values) < 2: raise EvaluationError(f"expected at least 2 classes in {where}, found {values.tolist()}")
+    return [np.where(v, np.searchsorted(values, m), IGNORE).astype(np.int64) for m, v in zip(masks, valid)], values.tolist()
+
+def change_labels(masks: Sequence[np.ndarray],  # integer change masks
+                  valid: Sequence[np.ndarray],  # where each is labelled (not nodata, not ignored)
+                  where: str,  # named in errors
+                  change_values: tuple[int, int] | None = None,  # (no change, change) values; None: the two values found
+                 ) -> tuple[list[np.ndarray], str]:
+    "0/1 change labels (`IGNORE` where not valid) from masks of two values, and a note of the mapping; other values are refused."
+    values = np.unique(np.concatenate([m[v] for m, v in zip(masks, valid)])).tolist()
+    if change_values is None:
+        if len(values) != 2:
+            raise EvaluationError(f"expected exactly two label values (no change, change) in {where}, found {values}: "
+                                  "declare them with change_values=(no_change, change) (--change-values), and ignore the others (--ignore)")
+        change_values = tuple(values)
+    else:
+        extra = [v for v in values if v not in change_values]
+        if extra: raise EvaluationError(f"expected only the declared change values {list(change_values)} in {where}, found {values}: ignore the others (--ignore)")
+    no, yes = change_values
+    out = [np.where(v, np.where(m == yes, 1, 0), IGNORE).astype(np.int64) for m, v in zip(masks, valid)]
+    return out, f"change mask values {no} = no change, {yes} = change"
+
+def mask_samples(root,  # folder with `images/` and `masks/` of matching file names
+                 bands: Sequence[str] = DEO_BANDS.names,  # the model's bands, in channel order
+                 sensor: BandSet = SENTINEL2_L1C,  # band order of image files that do not name their bands
+                 chip: int = 64,  # chip side, px
+                 stride: int | None = None,  # step between chips (default: half a chip)
+                 block: int | str | None = "auto",  # block side of the spatial groups, px (see `dense_samples`)
+                 gap: int = 16,  # least distance between chips of different blocks, px
+                 ignore: Sequence[int] = (IGNORE,),  # mask values that are no class (the mask's nodata is ignored too)
+                 need: int = 3,  # groups needed (3 for a split, k for k folds)
+                ) -> Samples:
+    "Segmentation samples from image and mask GeoTIFF pairs."
+    root = Path(root)
+    images, masks, valid = [], [], []
+    for img, msk in _matched_files(root, ("images", "masks")):
+        x, ok = read_raster(img, bands, sensor.names, sensor)
+        m, mok = _read_mask(msk, x.shape[-2:])
+        images.append(x); masks.append(m); valid.append(ok & mok & ~np.isin(m, list(ignore)))
+    labels, values = class_labels(masks, valid, f"the masks under {root}")
+    return dense_samples(images, labels, "segmentation", tuple(f"class_{v}" for v in values), _model_bands(bands, sensor), chip,
+                         stride or max(chip // 2, 1), block, gap, need=need, source=f"image/mask pairs {root}",
+                         notes=(f"mask values {values} are the classes; {list(ignore)} and nodata ignored",))
 
 def mask_segmentation(root,  # folder with `images/` and `masks/` of matching file names
                       bands: Sequence[str] = DEO_BANDS.names,  # the model's bands, in channel order
                       sensor: BandSet = SENTINEL2_L1C,  # band order of image files that do not name their bands
                       chip: int = 64,  # chip side, px
-                      block: int = 125,  # side of the split blocks, px
-                      gap: int = 16,  # least distance between chips of different splits, px
-                      fractions: Sequence[float] = (0.6, 0.2, 0.2),  # share of blocks for train, val and test
-                      seed: int = 0,  # seeds the block assignment
+                      block: int | str | None = "auto",  # block side of the spatial groups, px
+                      gap: int = 16,  # least distance between chips of different blocks, px
+                      fractions: Sequence[float] = (0.6, 0.2, 0.2),  # share of groups for train, val and test
+                      seed: int = 0,  # seeds the split
+                      ignore: Sequence[int] = (IGNORE,),  # mask values that are no class
                      ) -> TaskData:
-    "Segmentation data from image and mask GeoTIFF pairs; mask value 255 and the mask's nodata are ignored."
+    "Segmentation data from image and mask GeoTIFF pairs, split by spatial group."
+    return split_samples(mask_samples(root, bands, sensor, chip, None, block, gap, ignore), fractions, seed)
+
+def pair_samples(root,  # folder with `A/`, `B/` and `label/` of matching file names
+                 bands: Sequence[str] = DEO_BANDS.names,  # the model's bands, in channel order
+                 sensor: BandSet = SENTINEL2_L1C,  # band order of image files that do not name their bands
+                 chip: int = 64,  # chip side, px
+                 stride: int | None = None,  # step between chips (default: half a chip)
+                 block: int | str | None = "auto",  # block side of the spatial groups, px
+                 gap: int = 16,  # least distance between chips of different blocks, px
+                 ignore: Sequence[int] = (),  # mask values that are neither change nor no change (0/255 masks: 255 is change)
+                 change_values: tuple[int, int] | None = None,  # (no change, change) mask values; None: the two values found
+                 need: int = 3,  # groups needed (3 for a split, k for k folds)
+                ) -> Samples:
+    "Change samples from two-date image pairs and change masks; nodata in any input is ignored."
     root = Path(root)
-    images, masks = [], []
-    for img, msk in _matched_files(root, ("images", "masks")):
-        scene = Scene.open(img, bands=list(bands), sensor=sensor)
-        m, ok = _read_mask(msk, (scene.height, scene.width))
-        images.append(scene.read()); masks.append(np.where(ok & scene.valid_mask(), m, IGNORE).astype(np.int64))
-    values = np.unique(np.concatenate([m[m != IGNORE] for m in masks]))
-    if len(values) < 2: raise EvaluationError(f"expected at least 2 classes in the masks under {root}, found {values.tolist()}")
-    masks = [np.where(m != IGNORE, np.searchsorted(values, m), IGNORE).astype(np.int64) for m in masks]
-    parts = _dense_splits(images, masks, len(values), chip, block, gap, fractions, seed)
-    splits = {s: Split(torch.from_numpy(x), torch.from_numpy(t)) for s, (x, t) in parts.items()}
-    return TaskData("segmentation", tuple(f"class_{v}" for v in values.tolist()), sensor.select(list(bands)), **splits,
-                    source=f"image/mask pairs {root}")
+    pairs, masks, valid = [], [], []
+    for a, b, lab in _matched_files(root, ("A", "B", "label")):
+        (before, ok_a), (after, ok_b) = read_raster(a, bands, sensor.names, sensor), read_raster(b, bands, sensor.names, sensor)
+        if before.shape != after.shape: raise EvaluationError(f"expected {a} and {b} on one grid, found {before.shape[1]} x {before.shape[2]} and {after.shape[1]} x {after.shape[2]} px")
+        m, ok = _read_mask(lab, before.shape[-2:])
+        pairs.append(np.stack([before, after])); masks.append(m); valid.append(ok & ok_a & ok_b & ~np.isin(m, list(ignore)))
+    labels, note = change_labels(masks, valid, f"the change masks under {root}", change_values)
+    return dense_samples(pairs, labels, "change", ("no_change", "change"), _model_bands(bands, sensor), chip, stride or max(chip // 2, 1),
+                         block, gap, need=need, source=f"two-date pairs {root}", notes=(note,))
 
 def pair_change(root,  # folder with `A/`, `B/` and `label/` of matching file names
                 bands: Sequence[str] = DEO_BANDS.names,  # the model's bands, in channel order
                 sensor: BandSet = SENTINEL2_L1C,  # band order of image files that do not name their bands
                 chip: int = 64,  # chip side, px
-                block: int = 125,  # side of the split blocks, px
-                gap: int = 16,  # least distance between chips of different splits, px
-                fractions: Sequence[float] = (0.6, 0.2, 0.2),  # share of blocks for train, val and test
-                seed: int = 0,  # seeds the block assignment
+                block: int | str | None = "auto",  # block side of the spatial groups, px
+                gap: int = 16,  # least distance between chips of different blocks, px
+                fractions: Sequence[float] = (0.6, 0.2, 0.2),  # share of groups for train, val and test
+                seed: int = 0,  # seeds the split
+                ignore: Sequence[int] = (),  # mask values that are neither change nor no change (0/255 masks: 255 is change)
+                change_values: tuple[int, int] | None = None,  # (no change, change) mask values; None: the two values found
                ) -> TaskData:
-    "Change data from two-date image pairs and change masks (non-zero: change; nodata in any input: ignored)."
-    root = Path(root)
-    pairs, masks = [], []
-    for a, b, lab in _matched_files(root, ("A", "B", "label")):
-        before, after = Scene.open(a, bands=list(bands), sensor=sensor), Scene.open(b, bands=list(bands), sensor=sensor)
-        if (before.height, before.width) != (after.height, after.width):
-            raise EvaluationError(f"expected {a} and {b} on one grid, found {before.height} x {before.width} and {after.height} x {after.width} px")
-        m, ok = _read_mask(lab, (before.height, before.width))
-        pairs.append(np.stack([before.read(), after.read()]))
-        masks.append(np.where(ok & before.valid_mask() & after.valid_mask(), (m != 0).astype(np.int64), IGNORE))
-    parts = _dense_splits(pairs, masks, 2, chip, block, gap, fractions, seed)
-    splits = {s: Split(torch.from_numpy(x), torch.from_numpy(t)) for s, (x, t) in parts.items()}
-    return TaskData("change", ("no_change", "change"), sensor.select(list(bands)), **splits, source=f"two-date pairs {root}")
+    "Change data from two-date image pairs and change masks, split by spatial group."
+    return split_samples(pair_samples(root, bands, sensor, chip, None, block, gap, ignore, change_values), fractions, seed)
+
+def user_samples(root,  # the user's data folder, in the layout the kinds need
+                 kinds: Sequence[str],  # "classification", "segmentation" and/or "change"
+                 bands: Sequence[str] = DEO_BANDS.names,  # the model's bands, in channel order
+                 sensor: BandSet | None = None,  # band order of files without band names (default: EuroSAT-MS for class folders, Sentinel-2 L1C otherwise)
+                 **options,  # chip, stride, block, gap, ignore, change_values, need for the dense layouts
+                ) -> dict[str, Samples]:
+    "The user's samples for each of `kinds`."
+    bad = [k for k in kinds if k not in ("classification", "segmentation", "change")]
+    if bad: raise EvaluationError(f"expected kinds from ['classification', 'segmentation', 'change'] for a data folder, found {bad}")
+    dense = {k: v for k, v in options.items() if v is not None}
+    out = {}
+    for k in kinds:
+        if k == "classification": out[k] = folder_samples(root, bands, sensor or EUROSAT_MS)
+        elif k == "segmentation": out[k] = mask_samples(root, bands, sensor or SENTINEL2_L1C, **{o: v for o, v in dense.items() if o != "change_values"})
+        else: out[k] = pair_samples(root, bands, sensor or SENTINEL2_L1C, **dense)
+    return out
 
 def user_tasks(root,  # the user's data folder, in the layout the kinds need
                kinds: Sequence[str],  # "classification", "segmentation" and/or "change"
                bands: Sequence[str] = DEO_BANDS.names,  # the model's bands, in channel order
                sensor: BandSet | None = None,  # band order of files without band names (default: EuroSAT-MS for class folders, Sentinel-2 L1C otherwise)
                seed: int = 0,  # seeds the splits
+               **options,  # chip, stride, block, gap, ignore, change_values for the dense layouts
               ) -> dict[str, TaskData]:
-    "The user's data for each of `kinds`."
-    loaders = {"classification": (folder_classification, EUROSAT_MS), "segmentation": (mask_segmentation, SENTINEL2_L1C),
-               "change": (pair_change, SENTINEL2_L1C)}
-    bad = [k for k in kinds if k not in loaders]
-    if bad: raise EvaluationError(f"expected kinds from {KINDS}, found {bad}")
-    return {k: loaders[k][0](root, bands, sensor or loaders[k][1], seed=seed) for k in kinds}
+    "The user's data for each of `kinds`, split with `seed`."
+    return {k: split_samples(s, seed=seed) for k, s in user_samples(root, kinds, bands, sensor, **options).items()}
 
 # %% ../nbs/10_evaluate.ipynb #bfc1d4b3
 class Features(NamedTuple):
@@ -439,6 +843,10 @@ class StudentEncoder(Encoder):
         self.student, self.path = student.eval(), path
 
     def encode(self, z: torch.Tensor) -> Features:
+        p = self.student.config.get("patch_size", 1)
+        H, W = z.shape[-2:]
+        if H % p or W % p:  # e.g. BigEarthNet's 120 px for 16 px patches: resized to 128, so the patch grid covers the chip
+            z = F.interpolate(z, size=(-(-H // p) * p, -(-W // p) * p), mode="bilinear", align_corners=False)
         f = self.student(z if self.path == "ms" else z[:, self.bands.rgb_indices])
         return Features(f.cls, f.patches)
 
@@ -553,6 +961,57 @@ def mean_iou(cm: np.ndarray) -> float:
     i = iou_scores(cm)
     return float(np.nanmean(i)) if np.isfinite(i).any() else math.nan
 
+# %% ../nbs/10_evaluate.ipynb #dddbe5bb
+def _binary(a, where: str) -> np.ndarray:
+    "`a` as an `(N, K)` 0/1 integer array."
+    a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a)
+    if a.ndim != 2: raise EvaluationError(f"expected (N, K) {where}, found shape {a.shape}")
+    if not np.isin(a, (0, 1)).all(): raise EvaluationError(f"expected 0/1 {where}, found values {np.unique(a)[:10].tolist()}")
+    return a.astype(np.int64)
+
+def multilabel_counts(target,  # `(N, K)` true 0/1 labels
+                      pred,  # `(N, K)` predicted 0/1 labels
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Per-class true positives, false positives and false negatives."
+    t, p = _binary(target, "labels"), _binary(pred, "predictions")
+    if t.shape != p.shape: raise EvaluationError(f"expected predictions of the labels' shape {t.shape}, found {p.shape}")
+    return (t & p).sum(0).astype(np.float64), ((1 - t) & p).sum(0).astype(np.float64), (t & (1 - p)).sum(0).astype(np.float64)
+
+def multilabel_f1(target,  # `(N, K)` true 0/1 labels
+                  pred,  # `(N, K)` predicted 0/1 labels
+                 ) -> dict:
+    "Micro-F1 (counts pooled over classes), macro-F1 (mean over classes present in truth or prediction) and the per-class F1."
+    tp, fp, fn = multilabel_counts(target, pred)
+    d = 2 * tp + fp + fn
+    per = np.where(d > 0, 2 * tp / np.where(d > 0, d, 1), np.nan)
+    total = 2 * tp.sum() + fp.sum() + fn.sum()
+    return dict(micro_f1=float(2 * tp.sum() / total) if total else math.nan,
+                macro_f1=float(np.nanmean(per)) if np.isfinite(per).any() else math.nan, per_class_f1=per)
+
+def average_precision(target,  # `(N, K)` true 0/1 labels
+                      scores,  # `(N, K)` scores, higher meaning more likely
+                     ) -> np.ndarray:
+    "Per-class average precision `sum_n (R_n - R_(n-1)) P_n` over distinct score thresholds; NaN for a class without positives."
+    t = _binary(target, "labels")
+    s = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, np.float64)
+    if s.shape != t.shape: raise EvaluationError(f"expected scores of the labels' shape {t.shape}, found {s.shape}")
+    out = np.full(t.shape[1], np.nan)
+    for c in range(t.shape[1]):
+        pos = t[:, c].sum()
+        if pos == 0: continue
+        order = np.argsort(-s[:, c], kind="stable")
+        sc, y = s[order, c], t[order, c]
+        ends = np.flatnonzero(np.r_[sc[1:] != sc[:-1], True])  # last index of each group of tied scores
+        tp = np.cumsum(y)[ends]
+        precision, recall = tp / (ends + 1), tp / pos
+        out[c] = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return out
+
+def mean_average_precision(target, scores) -> float:
+    "Mean of `average_precision` over the classes with a positive."
+    ap = average_precision(target, scores)
+    return float(np.nanmean(ap)) if np.isfinite(ap).any() else math.nan
+
 # %% ../nbs/10_evaluate.ipynb #1807fd31
 def standardise(train: torch.Tensor,  # `(N, D)` training features: the statistics come from these
                 *others: torch.Tensor,  # further `(M, D)` features to transform the same way
@@ -650,6 +1109,45 @@ def fit_linear_probe(train_x: torch.Tensor,  # `(N, D)` training features
                     best.setting = dict(weight_decay=wd, lr=lr, val_macro_f1=score)
     return best.requires_grad_(False)
 
+# %% ../nbs/10_evaluate.ipynb #0c8cc2b9
+def fit_multilabel_probe(train_x: torch.Tensor,  # `(N, D)` training features
+                         train_y: torch.Tensor,  # `(N, K)` their 0/1 labels
+                         val_x: torch.Tensor,  # `(M, D)` validation features
+                         val_y: torch.Tensor,  # `(M, K)` their 0/1 labels
+                         weight_decays: Sequence[float] = PROBE_WEIGHT_DECAYS,  # lambda values to try
+                         lrs: Sequence[float] = PROBE_LRS,  # learning rates to try
+                         steps: int = PROBE_STEPS,  # full-batch Adam steps per setting
+                        ) -> LinearProbe:
+    "A linear layer with a sigmoid per class, the sweep's best on validation micro-F1 (its setting in `.setting`); logit > 0 means present."
+    if len(train_x) == 0 or len(val_x) == 0: raise EvaluationError(f"expected training and validation features, found {len(train_x)} and {len(val_x)}")
+    train_x, val_x, train_y, val_y = train_x.float(), val_x.float(), train_y.float(), val_y.float()
+    K = train_y.shape[1]
+    mean, std = train_x.mean(0), train_x.std(0, correction=0).clamp_min(1e-6)
+    z, zv = (train_x - mean) / std, (val_x - mean) / std
+    S, D = len(weight_decays), train_x.shape[1]
+    M = len(lrs) * S
+    lam = torch.tensor(list(weight_decays) * len(lrs), dtype=torch.float32).view(M, 1, 1)
+    params = [(torch.zeros(S, K, D, requires_grad=True), torch.zeros(S, K, requires_grad=True)) for _ in lrs]
+    opt = torch.optim.Adam([dict(params=list(p), lr=lr) for p, lr in zip(params, lrs)])
+    target = train_y[:, None, :].expand(-1, M, -1)
+    for _ in range(steps):
+        Wt, bt = torch.cat([p[0] for p in params]), torch.cat([p[1] for p in params])  # (M, K, D), (M, K)
+        logits = torch.einsum("nd,mkd->nmk", z, Wt) + bt
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((0, 2)).sum()
+        loss = bce + (lam * Wt.square()).sum()
+        opt.zero_grad(); loss.backward(); opt.step()
+    best = None
+    with torch.no_grad():
+        for (Wl, bl), lr in zip(params, lrs):
+            for s, wd in enumerate(weight_decays):
+                score = multilabel_f1(val_y.long(), (zv @ Wl[s].T + bl[s] > 0).long())["micro_f1"]
+                score = -1.0 if math.isnan(score) else score
+                if best is None or score > best.setting["val_micro_f1"]:
+                    best = LinearProbe(mean, std, K)
+                    best.linear.weight.copy_(Wl[s]); best.linear.bias.copy_(bl[s])
+                    best.setting = dict(weight_decay=wd, lr=lr, val_micro_f1=score)
+    return best.requires_grad_(False)
+
 # %% ../nbs/10_evaluate.ipynb #d2bed1c2
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     "`(N, D, h, w)` maps resized bilinearly to `size` pixels (`align_corners=False`)."
@@ -682,12 +1180,18 @@ def predict_dense(probe: LinearProbe,  # a fitted probe
         return torch.cat([upsample(probe.forward_map(maps[i:i + batch_size].float()), size).argmax(1) for i in range(0, len(maps), batch_size)])
 
 # %% ../nbs/10_evaluate.ipynb #ecdfaec0
-TASKS = ("knn", "linear", "segmentation", "change")  # the evaluation tasks
-TASK_KIND = {"knn": "classification", "linear": "classification", "segmentation": "segmentation", "change": "change"}
+TASKS = ("knn", "linear", "multilabel", "segmentation", "change")  # the evaluation tasks
+TASK_KIND = {"knn": "classification", "linear": "classification", "multilabel": "multilabel", "segmentation": "segmentation", "change": "change"}
+PROTOCOLS = {  # what each task measures, for the report
+    "knn": "frozen image features, standardised; weighted kNN vote (cosine, k = {k}, T = {temperature}); top-1 and macro-F1",
+    "linear": "frozen image features; linear probe (softmax, class-balanced; weight decay and learning rate chosen on validation macro-F1); top-1 and macro-F1",
+    "multilabel": "frozen image features; linear probe with a sigmoid per class (binary cross-entropy; chosen on validation micro-F1; present where p > 0.5); micro-F1, macro-F1, mAP",
+    "segmentation": "frozen patch features upsampled bilinearly; 1x1 linear probe per pixel (no UperNet head in this version); mIoU over classes, ignored pixels left out",
+    "change": "|before - after| of frozen patch features upsampled bilinearly; 1x1 linear probe per pixel; F1 of the change class, ignored pixels left out"}
 
 class TaskResult(NamedTuple):
     "Outcome of one task for one encoder."
-    metrics: dict  # JSON-ready numbers: scores, per-class scores, confusion matrix, probe setting
+    metrics: dict  # JSON-ready numbers: scores, per-class scores, confusion matrix, probe setting, protocol and split
     probe: LinearProbe | None  # the fitted probe (None for kNN)
 
 def check_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
@@ -696,6 +1200,10 @@ def check_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
     bad = [t for t in tasks if t not in TASKS]
     if bad or not tasks: raise EvaluationError(f"expected tasks from {list(TASKS)}, found {list(tasks) if tasks else 'none'}")
     return tasks
+
+def tasks_for(kinds) -> tuple[str, ...]:
+    "The tasks that data of `kinds` (e.g. the keys of a datasets dict) can run, in `TASKS` order."
+    return tuple(t for t in TASKS if TASK_KIND[t] in set(kinds))
 
 def encode(encoder: Encoder,  # the encoder
            images: torch.Tensor,  # `(N, C, H, W)` raw chips
@@ -712,6 +1220,13 @@ def _classification_metrics(cm: np.ndarray, classes: Sequence[str]) -> dict:
     return dict(top1=accuracy(cm), macro_f1=macro_f1(cm), per_class_f1={c: _nan_to_none(float(v)) for c, v in zip(classes, f1_scores(cm))},
                 confusion=cm.tolist(), classes=list(classes), n_test=int(cm.sum()))
 
+def _multilabel_metrics(target: torch.Tensor, logits: torch.Tensor, classes: Sequence[str]) -> dict:
+    f1 = multilabel_f1(target.long(), (logits > 0).long())
+    ap = average_precision(target.long(), logits)
+    return dict(micro_f1=f1["micro_f1"], macro_f1=f1["macro_f1"], map=mean_average_precision(target.long(), logits),
+                per_class_f1={c: _nan_to_none(float(v)) for c, v in zip(classes, f1["per_class_f1"])},
+                per_class_ap={c: _nan_to_none(float(v)) for c, v in zip(classes, ap)}, classes=list(classes), n_test=len(target))
+
 def _dense_metrics(cm: np.ndarray, classes: Sequence[str]) -> dict:
     return dict(miou=mean_iou(cm), pixel_accuracy=accuracy(cm), per_class_iou={c: _nan_to_none(float(v)) for c, v in zip(classes, iou_scores(cm))},
                 confusion=cm.tolist(), classes=list(classes), n_test_pixels=int(cm.sum()))
@@ -724,9 +1239,13 @@ def _dense_probe(data: TaskData, maps: dict[str, torch.Tensor], seed: int, pixel
     probe = fit_linear_probe(tx, ty, vx, vy, k)
     return probe, confusion_matrix(data.test.target, predict_dense(probe, maps["test"], size), k)
 
+def _about(data: TaskData, task: str, **kw) -> dict:
+    "The protocol and split of a result, for the report."
+    return dict(protocol=PROTOCOLS[task].format(**kw), split=data.split, sizes={s: len(getattr(data, s).images) for s in SPLITS})
+
 def evaluate_encoder(encoder: Encoder,  # the frozen encoder
                      datasets: dict[str, TaskData],  # data of each kind the tasks need
-                     tasks: Sequence[str] = TASKS,  # which tasks to run
+                     tasks: Sequence[str] | None = None,  # which tasks to run (default: every task the data allow)
                      k: int = 20,  # kNN neighbours
                      temperature: float = 0.07,  # kNN vote temperature
                      seed: int = 0,  # seeds the pixel samples of the dense probes
@@ -734,7 +1253,7 @@ def evaluate_encoder(encoder: Encoder,  # the frozen encoder
                      batch_size: int = 64,  # chips per encoder pass
                     ) -> dict[str, TaskResult]:
     "Run `tasks` on frozen features of `encoder`."
-    tasks = check_tasks(tasks)
+    tasks = check_tasks(tasks_for(datasets) if tasks is None else tasks)
     missing = sorted({TASK_KIND[t] for t in tasks} - set(datasets))
     if missing: raise EvaluationError(f"expected {missing} data for tasks {list(tasks)}, found only {sorted(datasets)}")
     out = {}
@@ -746,16 +1265,23 @@ def evaluate_encoder(encoder: Encoder,  # the frozen encoder
         if "knn" in tasks:
             tr, te = standardise(f["train"], f["test"])
             pred = knn_scores(tr, y["train"], te, n, k, temperature).argmax(1)
-            out["knn"] = TaskResult(dict(_classification_metrics(confusion_matrix(y["test"], pred, n), data.classes), k=k, temperature=temperature), None)
+            out["knn"] = TaskResult(dict(_classification_metrics(confusion_matrix(y["test"], pred, n), data.classes), k=k, temperature=temperature,
+                                         **_about(data, "knn", k=k, temperature=temperature)), None)
         if "linear" in tasks:
             probe = fit_linear_probe(f["train"], y["train"], f["val"], y["val"], n)
             cm = confusion_matrix(y["test"], probe(f["test"]).argmax(1), n)
-            out["linear"] = TaskResult(dict(_classification_metrics(cm, data.classes), probe=probe.setting), probe)
+            out["linear"] = TaskResult(dict(_classification_metrics(cm, data.classes), probe=probe.setting, **_about(data, "linear")), probe)
+    if "multilabel" in tasks:
+        data = datasets["multilabel"]
+        f = {s: encode(encoder, getattr(data, s).images, batch_size).image for s in SPLITS}
+        probe = fit_multilabel_probe(f["train"], data.train.target, f["val"], data.val.target)
+        out["multilabel"] = TaskResult(dict(_multilabel_metrics(data.test.target, probe(f["test"]), data.classes), probe=probe.setting,
+                                            **_about(data, "multilabel")), probe)
     if "segmentation" in tasks:
         data = datasets["segmentation"]
         maps = {s: encode(encoder, getattr(data, s).images, batch_size).patches for s in SPLITS}
         probe, cm = _dense_probe(data, maps, seed, pixels_per_chip)
-        out["segmentation"] = TaskResult(dict(_dense_metrics(cm, data.classes), probe=probe.setting), probe)
+        out["segmentation"] = TaskResult(dict(_dense_metrics(cm, data.classes), probe=probe.setting, **_about(data, "segmentation")), probe)
     if "change" in tasks:
         data = datasets["change"]
         maps = {}
@@ -767,16 +1293,19 @@ def evaluate_encoder(encoder: Encoder,  # the frozen encoder
         tp, fp, fn = (float(v[1]) for v in _tp_fp_fn(cm))
         out["change"] = TaskResult(dict(_dense_metrics(cm, data.classes), f1=_nan_to_none(float(f1[1])),
                                         precision=_nan_to_none(tp / (tp + fp) if tp + fp else math.nan),
-                                        recall=_nan_to_none(tp / (tp + fn) if tp + fn else math.nan), probe=probe.setting), probe)
+                                        recall=_nan_to_none(tp / (tp + fn) if tp + fn else math.nan), probe=probe.setting,
+                                        **_about(data, "change")), probe)
     return {t: out[t] for t in tasks}
 
 # %% ../nbs/10_evaluate.ipynb #67d93459
 SUMMARY = {"knn_top1": ("knn", "top1"), "knn_macro_f1": ("knn", "macro_f1"), "linear_top1": ("linear", "top1"),
-           "linear_macro_f1": ("linear", "macro_f1"), "segmentation_miou": ("segmentation", "miou"), "change_f1": ("change", "f1")}
+           "linear_macro_f1": ("linear", "macro_f1"), "multilabel_micro_f1": ("multilabel", "micro_f1"),
+           "multilabel_macro_f1": ("multilabel", "macro_f1"), "multilabel_map": ("multilabel", "map"),
+           "segmentation_miou": ("segmentation", "miou"), "change_f1": ("change", "f1")}  # summary column -> (task, metric)
 
 def compare(encoders: dict[str, Encoder],  # name -> encoder
             datasets: dict[str, TaskData],  # data of each kind the tasks need
-            tasks: Sequence[str] = TASKS,  # which tasks to run
+            tasks: Sequence[str] | None = None,  # which tasks to run (default: every task the data allow)
             progress: bool = True,  # print each encoder's time
             **kwargs,  # passed on to `evaluate_encoder`
            ) -> dict[str, dict[str, TaskResult]]:
@@ -797,7 +1326,8 @@ def format_table(rows: list[dict],  # rows of `summary_table` (means, when `spre
                 ) -> str:
     "A plain-text table of summary rows."
     cols = [c for c in SUMMARY if any(c in r for r in rows)]
-    cell = lambda i, c: "" if rows[i].get(c) is None else (f"{rows[i][c]:.3f}" + (f" ± {spread[i][c]:.3f}" if spread else ""))
+    sd = lambda i, c: "" if not spread or spread[i].get(c) is None else f" ± {spread[i][c]:.3f}"
+    cell = lambda i, c: "" if rows[i].get(c) is None else f"{rows[i][c]:.3f}" + sd(i, c)
     width = max(len(r["encoder"]) for r in rows)
     lines = [f"{'encoder':{width}}  " + "  ".join(f"{c:>{15 if spread else 10}}" for c in cols)]
     lines += [f"{r['encoder']:{width}}  " + "  ".join(f"{cell(i, c):>{max(len(c), 15 if spread else 10)}}" for c in cols) for i, r in enumerate(rows)]
@@ -814,7 +1344,8 @@ def plot_comparison(rows: list[dict],  # rows of `summary_table` (means, when `s
     names = [r["encoder"] for r in rows]
     for ax, c in zip(axs[0], cols):
         v = [r.get(c, math.nan) for r in rows]
-        ax.barh(range(len(rows)), v, xerr=[s.get(c, 0) for s in spread] if spread else None, color="tab:blue", alpha=0.8)
+        err = [s[c] if isinstance(s.get(c), float) and math.isfinite(s[c]) else 0 for s in spread] if spread else None
+        ax.barh(range(len(rows)), [math.nan if x is None else x for x in v], xerr=err, color="tab:blue", alpha=0.8, capsize=2)
         ax.set_title(c.replace("_", " "), fontsize=9); ax.set_xlim(0, 1); ax.grid(axis="x", alpha=0.3)
     axs[0, 0].set_yticks(range(len(rows)), names); axs[0, 0].invert_yaxis()
     if title: fig.suptitle(title, fontsize=10)
@@ -835,6 +1366,94 @@ def plot_confusion(metrics: dict,  # metrics of a classification or segmentation
     ax.set_xlabel("predicted"); ax.set_ylabel("true"); ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/10_evaluate.ipynb #e5b40060
+def task_sets(data,  # {kind: Samples or TaskData}, or a function of the seed giving {kind: TaskData}
+              seeds: Sequence[int] = (0,),  # one split (or one set of folds) per seed
+              folds: int | None = None,  # k-fold cross-validation of every `Samples` instead of one split
+              fractions: Sequence[float] = (0.6, 0.2, 0.2),  # shares of drawn splits
+             ):
+    "Yield `(run, datasets)` for every run: `run` is `{seed, fold}`; `TaskData` is used as it is in every run."
+    for seed in seeds:
+        if callable(data):
+            if folds: raise EvaluationError("expected Samples (a data folder or a benchmark) for k-fold cross-validation, found data made per seed")
+            yield dict(seed=seed, fold=None), data(seed)
+        elif folds:
+            per_kind = {k: kfold_samples(v, folds, seed) if isinstance(v, Samples) else [v] * folds for k, v in data.items()}
+            for i in range(folds): yield dict(seed=seed, fold=i + 1), {k: v[i] for k, v in per_kind.items()}
+        else:
+            yield dict(seed=seed, fold=None), {k: split_samples(v, fractions, seed) if isinstance(v, Samples) else v for k, v in data.items()}
+
+def repeat_compare(encoders: dict[str, Encoder],  # name -> encoder
+                   data,  # as for `task_sets`
+                   tasks: Sequence[str] | None = None,  # which tasks to run (default: every task the data allow)
+                   seeds: Sequence[int] = (0,),  # seeds of the runs
+                   folds: int | None = None,  # k-fold cross-validation
+                   fractions: Sequence[float] = (0.6, 0.2, 0.2),  # shares of drawn splits
+                   progress: bool = True,  # print each run's time
+                   **kwargs,  # passed on to `evaluate_encoder`
+                  ) -> list[dict]:
+    "`compare` on every run of `task_sets`: one record per run with its seed, fold, splits, summary rows and results."
+    records = []
+    for run, datasets in task_sets(data, seeds, folds, fractions):
+        t0 = time.perf_counter()
+        results = compare(encoders, datasets, tasks, False, seed=run["seed"], **kwargs)
+        records.append(dict(run, splits={k: d.split for k, d in datasets.items()}, summary=summary_table(results), results=results,
+                            data={k: repr(d) for k, d in datasets.items()}))
+        if progress: print(f"seed {run['seed']}" + (f", fold {run['fold']}" if run["fold"] else "") + f": {time.perf_counter() - t0:.1f} s")
+    return records
+
+def _columns(records: list[dict]) -> tuple[list[str], list[str]]:
+    names = [r["encoder"] for r in records[0]["summary"]]
+    return names, [c for c in SUMMARY if c in records[0]["summary"][0]]
+
+def _values(records: list[dict], name: str, col: str) -> np.ndarray:
+    return np.array([math.nan if (v := {r["encoder"]: r for r in rec["summary"]}[name].get(col)) is None else v for rec in records], float)
+
+def mean_and_spread(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    "Summary rows of the mean and of the sample standard deviation (NaN with one run) over the runs of `repeat_compare`."
+    names, cols = _columns(records)
+    sd = lambda v: float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else math.nan
+    mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+    return ([dict(encoder=n, **{c: mean(_values(records, n, c)) for c in cols}) for n in names],
+            [dict(encoder=n, **{c: sd(_values(records, n, c)) for c in cols}) for n in names])
+
+def paired_differences(records: list[dict],  # runs of `repeat_compare`
+                       pairs: Sequence[tuple[str, str]],  # (a, b) encoder names; pairs naming an absent encoder are skipped
+                      ) -> list[dict]:
+    "`a - b` of every summary number in each run, with its mean, sample standard deviation and whether it is `clear`."
+    names, cols = _columns(records)
+    out = []
+    for a, b in pairs:
+        if a not in names or b not in names: continue
+        row = dict(a=a, b=b)
+        for c in cols:
+            d = _values(records, a, c) - _values(records, b, c)
+            m = float(np.nanmean(d)) if np.isfinite(d).any() else math.nan
+            s = float(np.nanstd(d, ddof=1)) if np.isfinite(d).sum() > 1 else math.nan
+            row[c] = dict(mean=m, sd=s, per_run=d.tolist(), clear=bool(math.isfinite(s) and abs(m) > s and m != 0 and np.all(np.sign(d) == np.sign(m))))
+        out.append(row)
+    return out
+
+def default_pairs(names: Sequence[str],  # encoder names
+                  labels: Sequence[str],  # checkpoint labels, the reference first (encoder names are "<label> MS", "<label> RGB", "<label> EMA")
+                 ) -> list[tuple[str, str]]:
+    "The comparisons that matter: the reference run's paths against the other runs' same paths, against the references, and EMA against MS."
+    ref, out = labels[0], []
+    for other in labels[1:]:
+        out += [(f"{ref} {p}", f"{other} {p}") for p in ("MS", "RGB", "EMA")]
+    out += [(f"{ref} MS", "random student"), (f"{ref} MS", "band statistics"), (f"{ref} MS", "optical teacher"),
+            (f"{ref} RGB", "optical teacher"), (f"{ref} EMA", f"{ref} MS")]
+    return [(a, b) for a, b in out if a in names and b in names]
+
+def format_differences(diffs: list[dict]) -> str:
+    "The paired differences as text lines: mean ± sd per summary number, `clear` where it is."
+    lines = []
+    for row in diffs:
+        cells = [f"{c}: {v['mean']:+.3f}" + (f" ± {v['sd']:.3f}" if math.isfinite(v["sd"]) else "") + (" clear" if v["clear"] else "")
+                 for c, v in row.items() if c not in ("a", "b") and math.isfinite(v["mean"])]
+        lines.append(f"{row['a']} - {row['b']}: " + "  ".join(cells))
+    return "\n".join(lines)
 
 # %% ../nbs/10_evaluate.ipynb #b1558fbf
 def predict_scene(encoder: Encoder,  # the encoder the probe was fitted on
@@ -902,51 +1521,144 @@ def _best(results: dict[str, dict[str, TaskResult]], task: str, metric: str) -> 
     "Name of the encoder with the highest `metric` on `task` (NaN counts as lowest)."
     return max(results, key=lambda n: _nan_to_none(results[n][task].metrics[metric]) or -math.inf)
 
-def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`)
+def check_value_scale(images: torch.Tensor,  # raw images of `bands`, `(N, C, H, W)` or `(N, 2, C, H, W)`
+                      bands: BandSet,  # their bands
+                      stats: BandStats,  # the model's normalisation statistics
+                      where: str = "the data",  # named in the error
+                     ):
+    "Raise `EvaluationError` when the bands the statistics standardise are all more than 100 times off their means (reflectance fed to a model of digital numbers)."
+    rgb = set(bands.rgb or ()) if stats.rgb_max_scaled else set()  # max-scaled RGB is scale-free
+    names = [b for b in bands.names if b in stats.bands and b not in rgb]
+    if not names: return
+    x = images[:64].reshape(-1, *images.shape[-3:]).float()
+    ratios = {}
+    for b in names:
+        v = x[:, bands.index(b)]
+        med = float(v[torch.isfinite(v)].abs().median()) if torch.isfinite(v).any() else math.nan
+        ratios[b] = (med, med / abs(stats.mean[stats.bands.index(b)]))
+    r = [q for _, q in ratios.values() if math.isfinite(q) and q > 0]
+    if r and (max(r) < 0.01 or min(r) > 100):
+        b, (med, q) = next(iter(ratios.items()))
+        factor = 10 ** round(-math.log10(q))
+        raise EvaluationError(f"expected values on the scale of the model's statistics (band {b}: mean {stats.mean[stats.bands.index(b)]:.4g}), "
+                              f"found a median of {med:.4g} in {where}: the data look {'like reflectance' if q < 1 else 'scaled up'}; "
+                              f"multiply them by {factor:g} (--scale {factor:g})")
+
+def _scaled(d, scale: float):
+    "Samples or TaskData with its images multiplied by `scale`."
+    if scale == 1: return d
+    if isinstance(d, Samples): return dataclasses.replace(d, images=d.images * scale, notes=d.notes + (f"values multiplied by {scale:g}",))
+    return dataclasses.replace(d, **{s: Split(getattr(d, s).images * scale, getattr(d, s).target) for s in SPLITS})
+
+def _checkpoints(checkpoint) -> dict[str, Path]:
+    "Label -> file of one checkpoint ('student'), a list (labels from their run folders) or a dict."
+    if isinstance(checkpoint, dict): out = {str(k): Path(v) for k, v in checkpoint.items()}
+    elif isinstance(checkpoint, (list, tuple)):
+        out = {}
+        for p in map(Path, checkpoint):
+            label = p.parent.name or p.stem
+            while label in out: label += "'"
+            out[label] = p
+        if len(out) == 1: out = {"student": next(iter(out.values()))}
+    else: out = {"student": Path(checkpoint)}
+    if not out: raise EvaluationError("expected at least one checkpoint, found none")
+    for p in out.values():
+        if not p.is_file(): raise EvaluationError(f"expected a pretraining checkpoint file at {p}, found {'a folder' if p.is_dir() else 'nothing'}")
+    return out
+
+def detect_kinds(root) -> list[str]:
+    "The kinds whose layouts a data folder holds: `images/` + `masks/`, `A/` + `B/` + `label/`, else class folders."
+    root = Path(root)
+    subs = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+    kinds = (["segmentation"] if {"images", "masks"} <= subs else []) + (["change"] if {"A", "B", "label"} <= subs else [])
+    return kinds or ["classification"]
+
+def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`), or {label: checkpoint} (or a list) of several, the first the reference
                    out,  # folder for the report and plots (created if missing)
-                   tasks: Sequence[str] = TASKS,  # which tasks to run
-                   data=None,  # the user's data folder; None: the bundled scene with index-derived labels
+                   tasks: Sequence[str] | None = None,  # which tasks to run (default: every task the data allow)
+                   data=None,  # None: the bundled scene; a data folder; {kind: Samples or TaskData}; or a function of the model's band names giving that
                    compare_all: bool = False,  # evaluate every encoder, not only the student's MS path
-                   sensor: str | None = None,  # band set of user files without band names (default per layout)
-                   seed: int = 0,  # seeds splits, simulated change, random student and pixel samples
+                   sensor: str | None = None,  # band set of data-folder files without band names (default per layout)
+                   seed: int = 0,  # seeds splits, simulated change, random student and pixel samples (the first run's seed)
                    k: int = 20,  # kNN neighbours
                    temperature: float = 0.07,  # kNN vote temperature
                    device: str = "cpu",  # where the encoders run
                    progress: bool = True,  # print progress
+                   seeds: Sequence[int] | None = None,  # one run per seed (default: `[seed]`); several give mean ± sd and paired differences
+                   folds: int | None = None,  # k-fold cross-validation (per seed) instead of one split
+                   scale: float = 1.0,  # multiply the images by this (e.g. 10000 for reflectance data)
+                   pairs: Sequence[tuple[str, str]] | None = None,  # encoders whose paired differences to report (default: `default_pairs`)
+                   **options,  # for a data folder: chip, stride, block, gap, ignore, change_values
                   ) -> dict:
-    "Evaluate a checkpoint's encoders; write `report.json` and plots into `out`; returns the report."
+    "Evaluate the encoders of one or more checkpoints over seeds or folds; write `report.json` and plots into `out`; returns the report."
     t_start = time.perf_counter()
-    tasks = check_tasks(tasks)
-    checkpoint, out = Path(checkpoint), Path(out)
-    if not checkpoint.is_file(): raise EvaluationError(f"expected a pretraining checkpoint file at {checkpoint}, found {'a folder' if checkpoint.is_dir() else 'nothing'}")
-    if data is not None and not Path(data).is_dir(): raise EvaluationError(f"expected a data folder at {data}, found {'a file' if Path(data).exists() else 'nothing'}")
-    run = load_run(checkpoint, optical=compare_all, device=device)
-    bands = run.student.bands.names
-    encoders = run_encoders(run) | reference_encoders(run, seed) if compare_all else {"student MS": StudentEncoder(run.student, run.stats)}
-    kinds = sorted({TASK_KIND[t] for t in tasks}, key=KINDS.index)
-    scene = sample_scene() if data is None else None
-    datasets = ({k: v for k, v in scene_tasks(scene, bands, seed).items() if k in kinds} if data is None
-                else user_tasks(data, kinds, bands, band_set(sensor) if sensor else None, seed))
+    if tasks is not None: tasks = check_tasks(tasks)
+    files, out = _checkpoints(checkpoint), Path(out)
+    seeds = list(seeds) if seeds else [seed]
+    if folds is not None and folds < 3: raise EvaluationError(f"expected at least 3 folds, found {folds}")
+    if isinstance(data, (str, Path)) and not Path(data).is_dir():
+        raise EvaluationError(f"expected a data folder at {data}, found {'a file' if Path(data).exists() else 'nothing'}")
+    runs = {label: load_run(p, optical=compare_all, device=device) for label, p in files.items()}
+    first = next(iter(runs.values()))
+    bands = first.student.bands.names
+    other = [l for l, r in runs.items() if r.student.bands.names != bands]
+    if other: raise EvaluationError(f"expected checkpoints of one band set {list(bands)}, found {list(runs[other[0]].student.bands.names)} in {files[other[0]]}")
+    if len(runs) == 1 and not compare_all: encoders = {"student MS": StudentEncoder(first.student, first.stats)}
+    else:
+        encoders = {}
+        for label, run in runs.items(): encoders |= run_encoders(run, label)
+        if compare_all: encoders |= reference_encoders(first, seeds[0])
+    scene = None
+    if data is None:
+        if folds: raise EvaluationError("expected a data folder or a benchmark for k-fold cross-validation, found the bundled scene (use seeds)")
+        scene = sample_scene()
+        kinds = [TASK_KIND[t] for t in tasks] if tasks else list(KINDS)
+        source = lambda s: {kd: d for kd, d in scene_tasks(scene, bands, s).items() if kd in kinds}
+        available = [kd for kd in ("classification", "segmentation", "change") if kd in kinds]
+    else:
+        if isinstance(data, (str, Path)):
+            kinds = sorted({TASK_KIND[t] for t in tasks}, key=KINDS.index) if tasks else detect_kinds(data)
+            source = user_samples(data, kinds, bands, band_set(sensor) if sensor else None, need=folds or 3, **options)
+        else: source = data(bands) if callable(data) else dict(data)
+        source = {kd: _scaled(d, scale) for kd, d in source.items()}
+        for kd, d in source.items():
+            check_value_scale(d.images if isinstance(d, Samples) else d.train.images, d.bands, first.stats, f"the {kd} data of {d.source}")
+        available = list(source)
+    tasks = tasks or tasks_for(available)
     t_data = time.perf_counter()
-    results = compare(encoders, datasets, tasks, progress, k=k, temperature=temperature, seed=seed)
+    records = repeat_compare(encoders, source, tasks, seeds, folds, progress=progress, k=k, temperature=temperature)
     t_eval = time.perf_counter()
+    mean, sd = mean_and_spread(records)
+    several = len(records) > 1
+    labels = list(runs)
+    pairs = default_pairs(list(encoders), labels if len(runs) > 1 or compare_all else ["student"]) if pairs is None else list(pairs)
+    diffs = paired_differences(records, pairs) if pairs else []
+    results = records[0]["results"]
     out.mkdir(parents=True, exist_ok=True)
-    rows = summary_table(results)
-    written = [_save_figure(plot_comparison(rows, title=f"{checkpoint.name}, step {run.step}: {datasets[kinds[0]].source}"), out / "comparison.png")]
+    runs_text = f"{len(seeds)} seed(s)" + (f" x {folds} folds" if folds else "") if several else f"seed {seeds[0]}"
+    written = [_save_figure(plot_comparison(mean, sd if several else None,
+                                            title=f"{', '.join(f'{l} step {r.step}' for l, r in runs.items())}; {runs_text}" + (" (mean ± sd)" if several else "")),
+                            out / "comparison.png")]
     for task, metric in (("knn", "macro_f1"), ("linear", "macro_f1"), ("segmentation", "miou")):
         if task in tasks:
             best = _best(results, task, metric)
             written.append(_save_figure(plot_confusion(results[best][task].metrics, f"{task}: {best}"), out / f"confusion_{task}.png"))
-    if "segmentation" in tasks and data is None:
+    if "segmentation" in tasks and scene is not None:
         best = _best(results, "segmentation", "miou")
         pred = predict_scene(encoders[best], results[best]["segmentation"].probe, scene)
-        labels = index_labels(scene.reflectance(scene.read(bands=INDEX_BANDS)), INDEX_BANDS)
+        labels_map = index_labels(scene.reflectance(scene.read(bands=INDEX_BANDS)), INDEX_BANDS)
         written.append(scene.write(out / "segmentation_map.tif", pred, band_names=["class"], nodata=IGNORE,
-                                   tags=dict(classes=json.dumps(list(INDEX_CLASSES)), encoder=best, checkpoint=str(checkpoint),
+                                   tags=dict(classes=json.dumps(list(INDEX_CLASSES)), encoder=best, checkpoint=str(files[labels[0]]),
                                              labels="linear probe trained on index-derived labels")))
-        written.append(_save_figure(plot_prediction(scene, pred, INDEX_CLASSES, labels, f"{best}: linear probe"), out / "segmentation_map.png"))
-    report = dict(checkpoint=str(checkpoint), step=run.step, tasks=list(tasks), seed=seed, k=k, temperature=temperature,
-                  data={kind: repr(d) for kind, d in datasets.items()}, summary=rows,
+        written.append(_save_figure(plot_prediction(scene, pred, INDEX_CLASSES, labels_map, f"{best}: linear probe"), out / "segmentation_map.png"))
+    notes = {kd: list(d.notes) for kd, d in source.items() if isinstance(d, Samples)} if not callable(source) else {}
+    report = dict(checkpoint=str(files[labels[0]]), checkpoints={l: str(p) for l, p in files.items()}, step=first.step,
+                  steps={l: r.step for l, r in runs.items()}, tasks=list(tasks), seed=seeds[0], seeds=seeds, folds=folds, k=k,
+                  temperature=temperature, scale=scale, data=records[0]["data"], notes=notes,
+                  protocols={t: PROTOCOLS[t].format(k=k, temperature=temperature) for t in tasks},
+                  summary=mean, **(dict(spread=sd) if several else {}),
+                  runs=[dict(seed=r["seed"], fold=r["fold"], splits=r["splits"], summary=r["summary"]) for r in records],
+                  paired_differences=diffs,
                   results={n: {t: r.metrics for t, r in res.items()} for n, res in results.items()},
                   seconds=dict(load_and_data=t_data - t_start, evaluation=t_eval - t_data, total=time.perf_counter() - t_start),
                   files=[p.name for p in written] + ["report.json"])
@@ -954,31 +1666,73 @@ def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`)
     return report
 
 # %% ../nbs/10_evaluate.ipynb #40ab398a
+def parse_checkpoints(values: Sequence[str]) -> dict[str, Path] | Path:
+    "`--checkpoint` values: `PATH` or `LABEL=PATH` each; one unlabelled path stays a path."
+    if len(values) == 1 and "=" not in values[0]: return Path(values[0])
+    out = {}
+    for v in values:
+        label, _, path = v.rpartition("=") if "=" in v else ("", "", v)
+        label = label or Path(path).parent.name or Path(path).stem
+        if label in out: raise EvaluationError(f"expected one checkpoint per label, found {label!r} twice: name them LABEL=PATH")
+        out[label] = Path(path)
+    return out
+
+def _block(v: str):
+    "`--block` value: a side in px, `image` (one group per image) or `auto`."
+    if v in ("auto", "image"): return None if v == "image" else "auto"
+    try: return int(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a block side in px, 'image' or 'auto', found {v!r}") from None
+
+def evaluation_options(args) -> dict:
+    "The keyword arguments of `run_evaluation` that the `evaluate` options give."
+    return dict(tasks=args.task, compare_all=args.compare, sensor=args.sensor, seed=args.seed, k=args.k, temperature=args.temperature,
+                device=args.device, progress=not args.quiet, seeds=args.seeds, folds=args.folds, scale=args.scale,
+                chip=args.chip, stride=args.stride, block=args.block, gap=args.gap,
+                ignore=args.ignore, change_values=tuple(args.change_values) if args.change_values else None)
+
+def print_report(report: dict, out) -> None:
+    "The summary table (mean ± sd over runs when there are several), the paired differences and what was written."
+    print(format_table(report["summary"], report.get("spread")))
+    if report.get("paired_differences") and report.get("spread"):
+        print("\npaired differences a - b over runs (same split; clear: |mean| > sd and one sign in every run)")
+        print(format_differences(report["paired_differences"]))
+    print(f"wrote {', '.join(report['files'])} to {out} in {report['seconds']['total']:.0f} s")
+
 def _evaluate_cmd(args):
     if args.threads: torch.set_num_threads(args.threads)
-    report = run_evaluation(args.checkpoint, args.out, args.task, args.data, args.compare, args.sensor, args.seed, args.k,
-                            args.temperature, args.device, progress=not args.quiet)
-    print(format_table(report["summary"]))
-    print(f"wrote {', '.join(report['files'])} to {args.out} in {report['seconds']['total']:.0f} s")
+    opts = evaluation_options(args)
+    if args.data is None: opts = {k: v for k, v in opts.items() if k not in ("chip", "stride", "block", "gap", "ignore", "change_values")}
+    report = run_evaluation(parse_checkpoints(args.checkpoint), args.out, data=args.data, **opts)
+    print_report(report, args.out)
 
 def add_evaluate_parser(subparsers,  # the `add_subparsers()` object of the `dualdistill` parser
                        ) -> argparse.ArgumentParser:
     "Register the `evaluate` subcommand; its `run` default runs it."
-    p = subparsers.add_parser("evaluate", help="evaluate a pretrained checkpoint with frozen-feature probes",
-                              description="kNN and linear probes (classification), linear probes on patch features (segmentation, change). "
-                                          "Without --data: the bundled scene with index-derived labels and simulated change.")
-    p.add_argument("--checkpoint", required=True, type=Path, help="a pretraining checkpoint (checkpoint_*.pt)")
-    p.add_argument("--task", nargs="+", default=list(TASKS), metavar="TASK", help=f"one or more of {', '.join(TASKS)} (default: all)")
+    p = subparsers.add_parser("evaluate", help="evaluate pretrained checkpoints with frozen-feature probes",
+                              description="kNN and linear probes (classification), sigmoid probes (multi-label), linear probes on patch features "
+                                          "(segmentation, change). Without --data: the bundled scene with index-derived labels and simulated change.")
+    p.add_argument("--checkpoint", required=True, nargs="+", metavar="[LABEL=]PATH",
+                   help="one or more pretraining checkpoints (checkpoint_*.pt); several are compared, the first is the reference of the paired differences")
+    p.add_argument("--task", nargs="+", metavar="TASK", help=f"one or more of {', '.join(TASKS)} (default: every task the data allow)")
     p.add_argument("--data", type=Path, help="your data: class folders (knn, linear), images/ + masks/ (segmentation) or A/ + B/ + label/ (change)")
     p.add_argument("--out", default=Path("out/evaluate"), type=Path, help="output folder for report.json and plots (default: out/evaluate)")
     p.add_argument("--compare", action="store_true", help="evaluate every encoder (student paths, EMA and optical teachers, random student, band statistics)")
     p.add_argument("--sensor", help="band set of data files without band names (default: eurosat_ms for class folders, sentinel2_l1c otherwise)")
     p.add_argument("--seed", type=int, default=0, help="seeds splits, simulated change, the random student and pixel samples")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="one run per seed, reported as mean ± sd with paired differences")
+    p.add_argument("--folds", type=int, metavar="K", help="k-fold cross-validation (per seed) instead of one train/val/test split")
+    p.add_argument("--chip", type=int, help="chip side of dense data, px (default: 64)")
+    p.add_argument("--stride", type=int, help="step between chips, px (default: half a chip for --data, a chip for benchmarks)")
+    p.add_argument("--block", type=_block, help="side of the spatial blocks that splits are drawn by, px, 'image' or 'auto' (default)")
+    p.add_argument("--gap", type=int, help="least distance between chips of different blocks, px (default: 16)")
+    p.add_argument("--ignore", type=int, nargs="+", metavar="VALUE", help="mask values that are no class (default: 255 for masks/, none for change labels; e.g. -1 for Sen1Floods11-style masks)")
+    p.add_argument("--change-values", type=int, nargs=2, metavar=("NO_CHANGE", "CHANGE"), help="change-mask values (default: the two values found)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply image values by this (e.g. 10000 for reflectance; default: 1)")
     p.add_argument("--k", type=int, default=20, help="kNN neighbours (default: 20)")
     p.add_argument("--temperature", type=float, default=0.07, help="kNN vote temperature (default: 0.07)")
     p.add_argument("--device", default="cpu", help="where the encoders run: cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's default)")
-    p.add_argument("--quiet", action="store_true", help="no per-encoder progress lines")
+    p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     p.set_defaults(run=_evaluate_cmd)
     return p
 

@@ -82,3 +82,8 @@ def test_student_file_is_not_a_run(tmp_path):
     st = Student(DEO_BANDS, "tiny", depth=1, mid_block=0, head_hidden=8, teacher_dim=8)
     save_student(st, tmp_path / "s.pt")
     with pytest.raises(CheckpointError, match="kind 'student'"): load_run(tmp_path / "s.pt")
+
+def test_evaluation_and_maps_do_not_import_training():
+    import subprocess, sys
+    code = "import sys, dualdistill.evaluate, dualdistill.maps, dualdistill.benchmarks; print('dualdistill.train' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -10,10 +10,12 @@ from dualdistill.sensors import DEO_BANDS, DEO_STATS, EUROSAT_MS, BandError, Dua
 from dualdistill.train import Trainer, checkpoints, load_run
 from test_train import tiny  # the seconds-long training config
 from dualdistill.evaluate import (IGNORE, INDEX_BANDS, INDEX_CLASSES, SPLITS, BandStatsEncoder, EvaluationError, LinearProbe,
-                                  OpticalTeacherEncoder, StudentEncoder, accuracy, add_evaluate_parser, assign_blocks,
-                                  confusion_matrix, evaluate_encoder, f1_scores, fit_linear_probe, folder_classification,
-                                  index_labels, iou_scores, knn_scores, macro_f1, mean_iou, predict_dense, reference_encoders,
-                                  run_encoders, run_evaluation, scene_tasks, simulate_change, split_windows, upsample, user_tasks)
+                                  OpticalTeacherEncoder, Samples, Split, StudentEncoder, TaskData, accuracy, add_evaluate_parser, assign_blocks,
+                                  average_precision, canonical_band, check_value_scale, chip_windows, confusion_matrix, dense_samples,
+                                  evaluate_encoder, f1_scores, file_band_names, fit_linear_probe, fit_multilabel_probe, folder_classification,
+                                  index_labels, iou_scores, kfold_samples, knn_scores, macro_f1, mean_and_spread, mean_average_precision,
+                                  mean_iou, multilabel_f1, paired_differences, predict_dense, read_raster, reference_encoders, run_encoders,
+                                  run_evaluation, scene_tasks, simulate_change, split_samples, split_windows, upsample, user_samples, user_tasks)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +205,7 @@ def test_feature_shapes_of_every_encoder(checkpoint, tasks):
 
 def test_evaluate_encoder_unknown_task(tasks):
     enc = BandStatsEncoder(DEO_BANDS, DEO_STATS)
-    with pytest.raises(EvaluationError, match=r"expected tasks from \['knn', 'linear', 'segmentation', 'change'\], found \['kmeans'\]"):
+    with pytest.raises(EvaluationError, match=r"expected tasks from \['knn', 'linear', 'multilabel', 'segmentation', 'change'\], found \['kmeans'\]"):
         evaluate_encoder(enc, tasks, ["kmeans"])
     with pytest.raises(EvaluationError, match="expected \\['change'\\] data"):
         evaluate_encoder(enc, {"classification": tasks["classification"]}, ["knn", "change"])
@@ -240,3 +242,182 @@ def test_cli_bad_input(checkpoint, tmp_path):
     (tmp_path / "not_a_checkpoint.pt").write_bytes(b"hello")
     with pytest.raises(DualDistillError): run_evaluation(tmp_path / "not_a_checkpoint.pt", tmp_path / "o", ["knn"])
     assert not (tmp_path / "o").exists()
+
+
+# --- band names, splits, folds, chips ---
+
+def test_band_names_are_matched_leniently_or_refused(tmp_path):
+    assert [canonical_band(n) for n in ("B1", "b01", "B8a", "B08A", "S2_B12", "12 - SWIR", "Band 4", "S1_B1", "VV", "")] == \
+           ["B01", "B01", "B8A", "B8A", "B12", "B12", "B04", None, None, None]
+    named = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]  # Sen1Floods11-style descriptions
+    assert file_band_names(named, EUROSAT_MS.names) == ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+    with pytest.raises(BandError, match=r"found \['NIR narrow'\]"): file_band_names(named[:8] + ["NIR narrow"] + named[9:], None)
+    with pytest.raises(BandError, match="2 of 13 without a description"): file_band_names(named[:11] + ["", ""], None)
+    with pytest.raises(BandError, match=r"expected 13 bands .* \(a file without band names\), found 12"): file_band_names([""] * 12, EUROSAT_MS.names)
+    # a 13-band file in Sentinel-2 order but naming its bands B1..B12: its B8A is the 9th band, not EuroSAT's 13th
+    a = (np.arange(13, dtype=np.uint16)[:, None, None] * np.ones((1, 4, 4), np.uint16)) + 100
+    from dualdistill.data import write_geotiff
+    from rasterio.transform import from_origin
+    write_geotiff(tmp_path / "x.tif", a, "EPSG:32632", from_origin(0, 0, 10, 10), band_names=named)
+    x, ok = read_raster(tmp_path / "x.tif", ["B8A", "B12", "B04"], EUROSAT_MS.names)
+    assert x[:, 0, 0].tolist() == [108, 112, 103] and ok.all()
+
+
+def toy_samples(n_per_class=(10, 10, 10), groups=None, split=None):
+    labels = torch.tensor([k for k, n in enumerate(n_per_class) for _ in range(n)])
+    return Samples("classification", ("a", "b", "c"), DEO_BANDS, torch.zeros(len(labels), 10, 4, 4), labels,
+                   np.arange(len(labels)) if groups is None else np.asarray(groups), split, source="toy")
+
+
+def test_split_samples_keeps_official_splits_and_groups():
+    drawn = split_samples(toy_samples(), seed=0)
+    assert [np.bincount(getattr(drawn, s).target, minlength=3).tolist() for s in SPLITS] == [[6, 6, 6], [2, 2, 2], [2, 2, 2]]
+    assert split_samples(toy_samples(), seed=1).test.target.tolist() != [] and "seed 1" in split_samples(toy_samples(), seed=1).split
+    official = np.array([0] * 6 + [1] * 2 + [2] * 2 + [0] * 6 + [1] * 2 + [2] * 2 + [0] * 6 + [1] * 2 + [-1] * 2)
+    kept = split_samples(toy_samples(split=official), seed=5)
+    assert len(kept.train.images) == 18 and len(kept.val.images) == 6 and len(kept.test.images) == 4  # the unlisted two are unused
+    assert kept.split == "official splits"
+    train_test = np.where(np.arange(30) % 5 == 4, 2, 0)
+    carved = split_samples(toy_samples(split=train_test), seed=0)
+    assert len(carved.test.images) == 6 and len(carved.val.images) > 0 and len(carved.train.images) + len(carved.val.images) == 24
+    # groups (e.g. images or blocks) never straddle two splits
+    grouped = toy_samples(groups=np.repeat(np.arange(6), 5))
+    g = split_samples(grouped, seed=2)
+    sizes = sorted(len(getattr(g, s).images) for s in SPLITS)
+    assert all(v % 5 == 0 for v in sizes) and sum(sizes) == 30
+    with pytest.raises(EvaluationError, match=r"expected at least 3 samples to draw train, val and test splits from, found 2 in toy"):
+        split_samples(toy_samples((1, 1, 0)))
+    mixed = toy_samples(groups=np.zeros(30), split=train_test)
+    with pytest.raises(EvaluationError, match="in several"): split_samples(mixed)
+
+
+def test_kfold_tests_every_sample_once():
+    folds = kfold_samples(toy_samples((9, 6, 3)), folds=3, seed=4)
+    assert len(folds) == 3 and sorted(torch.cat([f.test.target for f in folds]).tolist()) == [0] * 9 + [1] * 6 + [2] * 3
+    assert all(np.bincount(f.test.target, minlength=3).tolist() == [3, 2, 1] for f in folds)  # each class dealt round the folds
+    assert all(torch.equal(f.val.target.sort().values, folds[(i + 1) % 3].test.target.sort().values) for i, f in enumerate(folds))
+    with pytest.raises(EvaluationError, match="at least 3 folds"): kfold_samples(toy_samples(), folds=2)
+    with pytest.raises(EvaluationError, match=r"expected at least 5 samples for 5 folds, found 4"): kfold_samples(toy_samples((2, 2, 0)), folds=5)
+
+
+def test_dense_chips_of_small_images_and_what_they_need():
+    img = np.zeros((10, 101, 100), np.float32)
+    lab = np.zeros((101, 100), np.int64); lab[:, 50:] = 1
+    with pytest.raises(EvaluationError, match=r"found 1 in 1 image\(s\) of 101 x 100 px: pass --chip 32"):
+        dense_samples([img], [lab], "segmentation", ("a", "b"), DEO_BANDS, chip=64)
+    s = dense_samples([img], [lab], "segmentation", ("a", "b"), DEO_BANDS, chip=32)
+    assert s.unit == "block of 48 px" and len(np.unique(s.groups)) == 4 and s.images.shape[1:] == (10, 32, 32)
+    # block (0, 0) of 48 px keeps 8 px (half the 16 px gap) from its inner edges: starts 0 and 8; the 4 px last column holds none
+    assert chip_windows(101, 100, 32, block=48)[0] == [(0, 0, 32, 32), (0, 8, 32, 32), (8, 0, 32, 32), (8, 8, 32, 32)]
+    assert chip_windows(101, 100, 32, block=48)[2] == [] and chip_windows(70, 70, 32)[0][-1] == (38, 38, 32, 32)  # the last flush with the edge
+    lab[:40] = IGNORE
+    few = dense_samples([img, img, img], [lab, lab, lab], "segmentation", ("a", "b"), DEO_BANDS, chip=32, splits=[0, 0, 2])
+    # rows start at 0, 32, 64 and 69 (flush), columns at 0, 32, 64 and 68; the first row is all ignored and dropped: 12 of 16 chips per image
+    assert few.unit == "image" and len(few) == 3 * 12 and set(few.split.tolist()) == {0, 2}
+    with pytest.raises(EvaluationError, match="at least 32 x 32 px"): dense_samples([img[:, :20]], [lab[:20]], "segmentation", ("a", "b"), DEO_BANDS, chip=32)
+
+
+def test_mask_values_are_checked_against_the_task(tmp_path, scene):
+    from dualdistill.data import write_geotiff
+    full = scene.read()[:, :300, :300].astype(np.uint16)
+    for sub in ("images", "masks", "A", "B", "label"): (tmp_path / sub).mkdir()
+    mask = np.zeros((300, 300), np.int16); mask[:, 150:] = 1; mask[:40] = -1  # Sen1Floods11 style: -1 means no data
+    for sub in ("images", "A", "B"): write_geotiff(tmp_path / sub / "t.tif", full, scene.crs, scene.transform, band_names=scene.bands.names)
+    write_geotiff(tmp_path / "masks" / "t.tif", mask, scene.crs, scene.transform)
+    with pytest.raises(EvaluationError, match=r"found \[-1, 0, 1\]: negative values mean no data .* --ignore -1"): user_samples(tmp_path, ["segmentation"])
+    seg = user_samples(tmp_path, ["segmentation"], ignore=[-1])["segmentation"]
+    assert seg.classes == ("class_0", "class_1") and set(seg.target.unique().tolist()) <= {0, 1, IGNORE}
+    change = np.where(mask == 1, 2, 1).astype(np.uint8)  # OSCD style: 1 no change, 2 change
+    write_geotiff(tmp_path / "label" / "t.tif", change, scene.crs, scene.transform)
+    ch = user_samples(tmp_path, ["change"])["change"]
+    assert "change mask values 1 = no change, 2 = change" in ch.notes[0]
+    assert abs(float((ch.target == 1).float().mean()) - float((change == 2).mean())) < 0.05  # about half, not every pixel
+    change[0, 0] = 3
+    write_geotiff(tmp_path / "label" / "t.tif", change, scene.crs, scene.transform)
+    with pytest.raises(EvaluationError, match=r"expected exactly two label values .* found \[1, 2, 3\]"): user_samples(tmp_path, ["change"])
+    assert user_samples(tmp_path, ["change"], ignore=[3])["change"].target.max() == IGNORE
+    with pytest.raises(EvaluationError, match=r"only the declared change values \[0, 2\]"): user_samples(tmp_path, ["change"], change_values=(0, 2))
+
+
+# --- multi-label ---
+
+def test_multilabel_metrics_by_hand():
+    truth = [[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]]
+    pred = [[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 0, 0]]
+    # class 0: TP 2; class 1: TP 1, FN 1; class 2: TP 1, FP 1, FN 1. Pooled: TP 4, FP 1, FN 2
+    m = multilabel_f1(truth, pred)
+    assert m["micro_f1"] == pytest.approx(8 / 11) and m["per_class_f1"] == pytest.approx([1, 2 / 3, 1 / 2]) and m["macro_f1"] == pytest.approx((1 + 2 / 3 + 1 / 2) / 3)
+    # AP with ties: scores 0.9, 0.9 | 0.5 | 0.3, 0.3 for truth 1, 0 | 1 | 1, 0: P 1/2 at R 1/3, 2/3 at 2/3, 3/5 at 1
+    assert average_precision([[1], [0], [1], [1], [0]], [[0.9], [0.9], [0.5], [0.3], [0.3]])[0] == pytest.approx((1 / 2 + 2 / 3 + 3 / 5) / 3)
+    ap = average_precision([[1, 0], [0, 0]], [[0.2, 0.1], [0.8, 0.3]])
+    assert ap[0] == pytest.approx(0.5) and np.isnan(ap[1]) and mean_average_precision([[1, 0], [0, 0]], [[0.2, 0.1], [0.8, 0.3]]) == pytest.approx(0.5)
+    assert np.isnan(multilabel_f1([[0, 0]], [[0, 0]])["micro_f1"])
+    with pytest.raises(EvaluationError, match="expected 0/1 labels"): multilabel_f1([[2, 0]], [[1, 0]])
+
+
+def test_multilabel_probe_f1_equals_hand_computed_value():
+    # three prototype chips of constant bands, each bright in one band of its own (band statistics tell them apart), labels {0}, {1}, {0, 2}
+    protos = {"A": 3, "B": 5, "C": 7}
+    labels = {"A": [1, 0, 0], "B": [0, 1, 0], "C": [1, 0, 1]}
+    chip = lambda band, jitter=0.0: torch.full((10, 16, 16), 1500.0 + jitter).index_fill_(0, torch.tensor([band]), 3500.0 + jitter)
+    g = torch.Generator().manual_seed(0)
+    train_x = torch.stack([chip(protos[p], 20 * float(torch.randn(1, generator=g))) for p in "ABC" * 20])
+    train_y = torch.tensor([labels[p] for p in "ABC" * 20])
+    val = Split(torch.stack([chip(protos[p]) for p in "ABC"]), torch.tensor([labels[p] for p in "ABC"]))
+    # test chips are prototypes, so the probe predicts the prototype's labels; their true labels differ on purpose:
+    # A {0} -> TP0; A {0,1} -> TP0, FN1; B {1,2} -> TP1, FN2; C {2} -> FP0, TP2
+    test = Split(torch.stack([chip(protos[p]) for p in "AABC"]), torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]]))
+    data = TaskData("multilabel", ("x", "y", "z"), DEO_BANDS, Split(train_x, train_y), val, test, "prototypes", "by hand")
+    r = evaluate_encoder(BandStatsEncoder(DEO_BANDS, DEO_STATS), {"multilabel": data})["multilabel"]
+    # class 0: TP 2, FP 1 -> 4/5; class 1: TP 1, FN 1 -> 2/3; class 2: TP 1, FN 1 -> 2/3; pooled TP 4, FP 1, FN 2 -> 8/11
+    assert r.metrics["micro_f1"] == pytest.approx(8 / 11) and r.metrics["macro_f1"] == pytest.approx((4 / 5 + 2 / 3 + 2 / 3) / 3)
+    assert r.metrics["per_class_f1"] == pytest.approx({"x": 4 / 5, "y": 2 / 3, "z": 2 / 3}) and r.metrics["probe"]["val_micro_f1"] == 1.0
+    assert "sigmoid per class" in r.metrics["protocol"] and r.metrics["split"] == "by hand" and r.metrics["sizes"] == {"train": 60, "val": 3, "test": 4}
+    with pytest.raises(EvaluationError, match=r"expected \(N, 3\) labels of 0 or 1 .* found values \[2\]"):
+        TaskData("multilabel", ("x", "y", "z"), DEO_BANDS, Split(train_x, train_y * 2), val, test, "bad")
+
+
+# --- runs, spreads and paired differences ---
+
+def test_mean_spread_and_paired_differences_by_hand():
+    rows = lambda a, b: [dict(encoder="dual", linear_top1=a), dict(encoder="single", linear_top1=b)]
+    records = [dict(seed=s, fold=None, summary=rows(a, b)) for s, (a, b) in enumerate([(0.8, 0.7), (0.9, 0.7), (0.7, 0.6)])]
+    mean, sd = mean_and_spread(records)
+    assert mean[0]["linear_top1"] == pytest.approx(0.8) and sd[0]["linear_top1"] == pytest.approx(0.1)  # sample sd of 0.8, 0.9, 0.7
+    d = paired_differences(records, [("dual", "single"), ("dual", "absent")])
+    assert len(d) == 1 and d[0]["linear_top1"]["per_run"] == pytest.approx([0.1, 0.2, 0.1])
+    assert d[0]["linear_top1"]["mean"] == pytest.approx(0.4 / 3) and d[0]["linear_top1"]["sd"] == pytest.approx(math.sqrt(((0.1 - 0.4 / 3) ** 2 * 2 + (0.2 - 0.4 / 3) ** 2) / 2))
+    assert d[0]["linear_top1"]["clear"]  # mean 0.133 > sd 0.058, every run positive
+    one = paired_differences(records[:1], [("dual", "single")])
+    assert not one[0]["linear_top1"]["clear"] and math.isnan(one[0]["linear_top1"]["sd"])
+
+
+def test_value_scale_check():
+    x = torch.full((4, 10, 8, 8), 0.15)  # reflectance
+    with pytest.raises(EvaluationError, match=r"look like reflectance; multiply them by 10000 \(--scale 10000\)"): check_value_scale(x, DEO_BANDS, DEO_STATS)
+    check_value_scale(x * 10000, DEO_BANDS, DEO_STATS)
+
+
+def test_cli_several_checkpoints_seeds_and_folds(checkpoint, tmp_path, scene):
+    out = tmp_path / "multi"
+    args = cli("--checkpoint", f"dual={checkpoint}", f"again={checkpoint}", "--task", "knn", "--seeds", "0", "1", "--out", str(out), "--quiet")
+    args.run(args)
+    report = json.loads((out / "report.json").read_text())
+    assert [r["encoder"] for r in report["summary"]] == ["dual MS", "dual RGB", "dual EMA", "again MS", "again RGB", "again EMA"]
+    assert [(r["seed"], r["fold"]) for r in report["runs"]] == [(0, None), (1, None)] and "spread" in report
+    diffs = {(d["a"], d["b"]): d for d in report["paired_differences"]}
+    assert diffs[("dual MS", "again MS")]["knn_top1"]["per_run"] == [0.0, 0.0]  # the same weights on the same splits
+    assert report["runs"][0]["splits"]["classification"] != report["runs"][1]["splits"]["classification"]
+    # a data folder, three folds
+    from dualdistill.data import write_geotiff
+    full = scene.read()
+    order = [scene.bands.names.index(b) for b in EUROSAT_MS.names]
+    for c in ("x", "y"):
+        for i in range(4):
+            (tmp_path / "cls" / c).mkdir(parents=True, exist_ok=True)
+            write_geotiff(tmp_path / "cls" / c / f"{i}.tif", full[order, 64 * i:64 * i + 64, 300 * (c == "y"):300 * (c == "y") + 64].astype(np.uint16), scene.crs, scene.transform)
+    args = cli("--checkpoint", str(checkpoint), "--data", str(tmp_path / "cls"), "--folds", "3", "--out", str(tmp_path / "folds"), "--quiet")
+    args.run(args)
+    report = json.loads((tmp_path / "folds" / "report.json").read_text())
+    assert report["tasks"] == ["knn", "linear"] and [r["fold"] for r in report["runs"]] == [1, 2, 3]
+    assert report["results"]["student MS"]["linear"]["split"].startswith("fold 1 of 3")
