@@ -70,7 +70,7 @@ def _renamed(state: dict | None, renames: dict[str, str]) -> dict | None:
 
 _STUDENT_V1 = {"body.": "backbone.body.", "rgb_stem.": "backbone.rgb_stem."}
 
-def _migrate(ck: dict, path) -> dict:
+def _migrate(ck: dict) -> dict:
     "A version-1 checkpoint in the current layout."
     if ck["format"] == "dualdistill.student/1":
         return dict(format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, kind="student", student=_renamed(ck["state_dict"], _STUDENT_V1),
@@ -94,7 +94,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         if "weights_only" in str(e): reason = "it holds objects other than tensors and plain values, which are never unpickled"
         raise CheckpointError(f"expected a readable dualdistill checkpoint at {path}, found a damaged or foreign file ({reason})") from None
     fmt = ck.get("format") if isinstance(ck, dict) else None
-    if fmt in LEGACY_FORMATS: return _migrate(ck, path)
+    if fmt in LEGACY_FORMATS: return _migrate(ck)
     if fmt != CHECKPOINT_FORMAT:
         found = f"format {fmt!r}" if isinstance(ck, dict) else type(ck).__name__
         raise CheckpointError(f"expected a {CHECKPOINT_FORMAT} checkpoint (or {', '.join(LEGACY_FORMATS)}) at {path}, found {found}")

@@ -4,13 +4,12 @@
 
 # %% ../nbs/06_method.ipynb #4b56dbd8
 from __future__ import annotations
-import contextlib, dataclasses, json, math
+import contextlib, json
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 import torch
 import yaml
-import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
 from .sensors import DualDistillError, DEO_BANDS, BandSet, BandStats

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, NamedTuple
 import timm
 import torch
-import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
 from .sensors import BandError, BandSet, BandStats, DualDistillError

@@ -13,13 +13,14 @@ import torch
 import torch.distributed as dist
 from fastcore.basics import patch
 from torch import nn
-from .sensors import DualDistillError, DEO_STATS, BandSet, BandStats, band_set, sensor
+from .sensors import DualDistillError, DEO_STATS, BandStats, band_set, sensor
 from .data import ChipDataset, Scene, atomic_write, collate_chips, sample_scene
-from .views import MultiCropViews, scale_rgb
+from .views import MultiCropViews
+# the config, the method and the persistence layer, also importable from here under their earlier home
 from .method import (ConfigError, DataConfig, LossConfig, OptimConfig, RunConfig, StudentConfig, TeacherConfig, TrainConfig,
                                 ViewConfig, DualTeacherDistillation, build_optical_teacher, config_from_dict, config_to_dict,
                                 load_config, preset, save_config)
-from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, PretrainedRun, checkpoints, check_state_dict, load_run,
+from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, PretrainedRun, checkpoints, load_run,
                                     band_set_to_dict, read_checkpoint, stats_to_dict, write_checkpoint)
 
 # %% auto #0
