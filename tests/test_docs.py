@@ -78,3 +78,12 @@ def test_notebooks_import_only_modules_of_earlier_notebooks():
             for m in re.findall(r"(?:from|import)\s+(?:dualdistill\.|\.)([a-z_]+)", s):
                 if m in module_of and module_of[m] > p.name: late.append(f"{p.name} imports dualdistill.{m} ({module_of[m]})")
     assert not late, late
+
+def test_notebooks_name_a_kernel_jupyterlab_has():
+    "Every notebook opens in JupyterLab without a 'Select Kernel' dialog: it names the `python3` kernel, which this environment provides."
+    from jupyter_client.kernelspec import KernelSpecManager
+    specs = KernelSpecManager().find_kernel_specs()
+    books = sorted((REPO / "nbs").glob("*.ipynb"))
+    names = {p.name: json.loads(p.read_text())["metadata"].get("kernelspec", {}).get("name") for p in books}
+    assert len(books) > 10 and set(names.values()) == {"python3"}, names
+    assert "python3" in specs

