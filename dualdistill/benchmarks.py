@@ -343,7 +343,7 @@ _SO2SAT_FILES = {"train": "training.h5", "val": "validation.h5", "test": "testin
 def _h5py():
     "The `h5py` module, or an `EvaluationError` saying how to install it."
     try: return importlib.import_module("h5py")
-    except ImportError: raise EvaluationError("expected h5py for HDF5 benchmarks (So2Sat, GEO-Bench), found it missing: pip install 'dualdistill[benchmarks]'") from None
+    except ImportError: raise EvaluationError("expected h5py for HDF5 benchmarks (So2Sat, GEO-Bench), found it missing: pip install h5py (or the benchmarks extra: pip install '.[benchmarks]' in the dualdistill folder)") from None
 
 class So2Sat(Benchmark):
     "So2Sat LCZ42: HDF5 `sen2` reflectance patches and one-hot `label`s, in the official training/validation/testing files."
@@ -815,7 +815,7 @@ def _torchgeo_class(dataset):
     "The torchgeo dataset class `dataset` (a class, or a name in `torchgeo.datasets`)."
     if not isinstance(dataset, str): return dataset
     try: datasets = importlib.import_module("torchgeo.datasets")
-    except ImportError: raise EvaluationError("expected torchgeo for --dataset torchgeo:NAME, found it missing: pip install 'dualdistill[benchmarks]'") from None
+    except ImportError: raise EvaluationError("expected torchgeo for --dataset torchgeo:NAME, found it missing: pip install torchgeo==0.8.1 (or the benchmarks extra: pip install '.[benchmarks]' in the dualdistill folder)") from None
     cls = getattr(datasets, dataset, None)
     if not isinstance(cls, type): raise EvaluationError(f"expected a dataset class of torchgeo.datasets, found no {dataset!r} (e.g. EuroSAT, So2Sat, OSCD, BigEarthNet)")
     return cls

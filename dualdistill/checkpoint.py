@@ -4,23 +4,25 @@
 
 # %% ../nbs/07_checkpoint.ipynb #d8230b49
 from __future__ import annotations
-import os, re, warnings
+import argparse, json, math, os, re, shutil, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 import torch
+import torch.nn.functional as F
 from torch import nn
-from .sensors import DualDistillError, BandError, Band, BandSet, BandStats, band_set
-from .data import atomic_write
+from .sensors import DualDistillError, BandError, Band, BandSet, BandStats, DEO_BANDS, DEO_STATS, DEO_S2_STATS, band_set
+from .data import FileSystemError, atomic_write
 from .student import ArchitectureError, MSBranch, Student
-from .teachers import EMATeacher, OpticalTeacher
+from .teachers import EMATeacher, OpticalTeacher, _is_safetensors
 from .method import TrainConfig, build_optical_teacher, config_from_dict
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'LEGACY_FORMATS', 'CheckpointError', 'band_set_to_dict',
-           'band_set_from_dict', 'stats_to_dict', 'stats_from_dict', 'write_checkpoint', 'checkpoints',
-           'read_checkpoint', 'check_state_dict', 'student_checkpoint', 'save_student', 'BandTransferWarning',
-           'BandTransfer', 'load_student_weights', 'load_student', 'PretrainedRun', 'load_run']
+__all__ = ['CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'LEGACY_FORMATS', 'DEO_NORMALISATIONS', 'DEO_ARCHS', 'CheckpointError',
+           'band_set_to_dict', 'band_set_from_dict', 'stats_to_dict', 'stats_from_dict', 'write_checkpoint',
+           'checkpoints', 'read_checkpoint', 'check_state_dict', 'student_checkpoint', 'save_student',
+           'export_safetensors', 'BandTransferWarning', 'BandTransfer', 'load_student_weights', 'load_student',
+           'PretrainedRun', 'load_run', 'dino_pos_embed', 'DEOImport', 'read_deo', 'load_deo', 'add_import_deo_parser']
 
 # %% ../nbs/07_checkpoint.ipynb #773ee71f
 class CheckpointError(DualDistillError, ValueError):
@@ -52,7 +54,14 @@ def write_checkpoint(path: str | os.PathLike,  # the file to (re)place; its fold
                     ) -> Path:
     "Write a checkpoint of `kind` atomically."
     ck = dict(format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, kind=kind, **sections)
-    return atomic_write(path, lambda tmp: torch.save(ck, tmp))
+    def save(tmp):
+        try: torch.save(ck, tmp)
+        except RuntimeError as e:  # torch reports a short write (a full disk, a quota, a file-size limit) this way, without the OS error
+            if "inline_container" not in str(e) and "PytorchStreamWriter" not in str(e): raise
+            free = shutil.disk_usage(Path(path).parent).free / 2**20
+            raise FileSystemError(f"expected to write checkpoint {path}, found the write cut short with {free:.0f} MiB free on its disk "
+                                  "(full disk, quota or file-size limit): free some space, or write the run to another folder (--out)") from None
+    return atomic_write(path, save)
 
 def checkpoints(out) -> list[Path]:
     "Complete training checkpoints in folder `out`, oldest first."
@@ -83,16 +92,26 @@ def _migrate(ck: dict) -> dict:
                 objective=_renamed(ck["objective"], {"dino.": "dino.fn.", "ibot.": "ibot.fn."}),
                 stats=dict(ck["stats"], rgb_max_scaled=True))  # version 1 always max-scaled the RGB bands
 
+def _unreadable(path: Path, e: Exception) -> str:
+    "Why `torch.load` could not read `path`, in a few words (torch's own messages run to paragraphs of advice)."
+    head, msg = path.open("rb").read(4), str(e)
+    if isinstance(e, EOFError) or "central directory" in msg: return "it ends early: the write or the copy that made it did not finish"
+    if "WeightsUnpickler error:" in msg and "Unsupported global" not in msg:  # torch's advice on weights_only does not apply: the bytes are bad
+        return "its pickled data is damaged: " + msg.split("WeightsUnpickler error:")[1].strip().splitlines()[0].strip()
+    if "Unsupported global" in msg: return "it holds Python objects other than tensors and plain values, which are never unpickled"
+    if head.startswith(b"PK"): return "its zip archive is damaged: " + msg.split(". ")[0].replace("PytorchStreamReader failed ", "failed ")
+    return f"it is not a file torch wrote: it starts with {head!r}"
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     "The checkpoint at `path`, checked and brought to the current version."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"expected a checkpoint file at {path}, found {'a folder' if path.is_dir() else 'nothing'}")
     if path.stat().st_size == 0: raise CheckpointError(f"expected a dualdistill checkpoint at {path}, found an empty file")
+    if _is_safetensors(path): return _read_safetensors(path)
     try: ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e): reason = "it holds objects other than tensors and plain values, which are never unpickled"
-        raise CheckpointError(f"expected a readable dualdistill checkpoint at {path}, found a damaged or foreign file ({reason})") from None
+        raise CheckpointError(f"expected a readable dualdistill checkpoint at {path}, found a damaged or foreign file ({_unreadable(path, e)}): "
+                              "copy it again, or use another checkpoint of the run") from None
     fmt = ck.get("format") if isinstance(ck, dict) else None
     if fmt in LEGACY_FORMATS: return _migrate(ck)
     if fmt != CHECKPOINT_FORMAT:
@@ -118,16 +137,42 @@ def check_state_dict(module: nn.Module,  # the module to load into
     module.load_state_dict(state)
 
 # %% ../nbs/07_checkpoint.ipynb #7ad12655
-def student_checkpoint(student: Student) -> dict:
-    "The sections of a student-only checkpoint (copies, on the CPU)."
+def student_checkpoint(student: Student,  # the student
+                       stats: BandStats | None = None,  # input normalisation its weights expect (default: `student.stats`, if set)
+                      ) -> dict:
+    "The sections of a student-only checkpoint (copies, on the CPU); `stats` only where the normalisation is known."
+    stats = stats or getattr(student, "stats", None)
     return dict(student={k: v.detach().cpu().clone() for k, v in student.state_dict().items()}, student_config=dict(student.config),
-                architecture=student.architecture, band_set=band_set_to_dict(student.bands))
+                architecture=student.architecture, band_set=band_set_to_dict(student.bands),
+                **({"stats": stats_to_dict(stats)} if stats is not None else {}))
 
 def save_student(student: Student,  # the student to save
                  path: str | os.PathLike,  # file to write; its folder must exist
+                 stats: BandStats | None = None,  # input normalisation its weights expect (default: `student.stats`, if set)
                 ) -> Path:
     "Write the student alone as a checkpoint of kind 'student', atomically."
-    return write_checkpoint(path, "student", student_checkpoint(student))
+    return write_checkpoint(path, "student", student_checkpoint(student, stats))
+
+def export_safetensors(student: Student,  # the student to export
+                       path: str | os.PathLike,  # the `.safetensors` file to write; its folder must exist
+                       stats: BandStats | None = None,  # input normalisation its weights expect (default: `student.stats`, if set)
+                      ) -> Path:
+    "The student as a safetensors file: its tensors, and bands, normalisation, config and architecture as JSON metadata."
+    from safetensors.torch import save_file
+    ck = student_checkpoint(student, stats)
+    meta = dict(format=CHECKPOINT_FORMAT, version=str(CHECKPOINT_VERSION), kind="student",
+                **{k: json.dumps(ck[k]) for k in ("student_config", "architecture", "band_set", "stats") if k in ck})
+    return atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in ck["student"].items()}, str(tmp), metadata=meta))
+
+def _read_safetensors(path: Path) -> dict:
+    "A student written by `export_safetensors`, as the sections `read_checkpoint` returns."
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    with safe_open(str(path), "pt") as f: meta = f.metadata() or {}
+    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("kind") != "student":
+        raise CheckpointError(f"expected a dualdistill student exported as safetensors at {path}, found metadata {sorted(meta)}")
+    return dict(format=CHECKPOINT_FORMAT, version=int(meta["version"]), kind="student", student=load_file(str(path)),
+                **{k: json.loads(meta[k]) for k in ("student_config", "architecture", "band_set", "stats") if k in meta})
 
 # %% ../nbs/07_checkpoint.ipynb #03555bfe
 class BandTransferWarning(UserWarning):
@@ -199,25 +244,35 @@ def load_student(source: str | os.PathLike | dict,  # a checkpoint file (student
     "A student built from a checkpoint's configuration, for `bands`, with its weights."
     ck = _as_checkpoint(source)
     student = Student(bands or band_set_from_dict(ck["band_set"]), **ck["student_config"])
-    load_student_weights(student, ck, new_band_init)
+    try: load_student_weights(student, ck, new_band_init)
+    except ArchitectureError as e:
+        if isinstance(source, dict): raise
+        raise ArchitectureError(f"expected the weights in {source} to fit the student its config describes, found: {e}") from None
+    if ck.get("stats") is not None: student.stats = stats_from_dict(ck["stats"])
     return student
 
 # %% ../nbs/07_checkpoint.ipynb #5466dcb7
 class PretrainedRun(NamedTuple):
-    "The networks and statistics of a pretraining checkpoint."
+    "The networks and statistics of a pretraining checkpoint (or of a student checkpoint that carries its statistics)."
     student: Student  # the student, in eval mode
     ema: MSBranch | None  # the EMA teacher's MS branch, or None if the run had no EMA teacher
     teacher: OpticalTeacher | None  # the calibrated optical teacher, or None
     stats: BandStats  # the input statistics the student was trained with
-    config: TrainConfig  # the run's config
-    step: int  # optimiser steps the weights have seen
+    config: TrainConfig | None  # the run's config; None for a student checkpoint
+    step: int  # optimiser steps the weights have seen; 0 for a student checkpoint
 
-def load_run(path,  # a pretraining checkpoint (`checkpoint_*.pt`)
+def load_run(path,  # a pretraining checkpoint (`checkpoint_*.pt`), or a student checkpoint with `stats` (e.g. from `import-deo`)
              optical: bool = True,  # rebuild the optical teacher (False: skip it, e.g. offline for a run with hub weights)
              device: str = "cpu",  # where to put the networks
             ) -> PretrainedRun:
     "Student, EMA teacher, optical teacher and statistics of the checkpoint at `path`."
     ck = read_checkpoint(path)
+    if ck["kind"] == "student":  # e.g. an imported DEO model: its student and statistics, no teachers, no config
+        if ck.get("stats") is None:
+            raise CheckpointError(f"expected a pretraining checkpoint, or a student checkpoint with normalisation statistics, at {path}, "
+                                  "found one of kind 'student' without statistics: save it with save_student(student, path, stats=...)")
+        student = load_student(ck)
+        return PretrainedRun(student.to(torch.device(device)).eval(), None, None, student.stats, None, 0)
     if ck["kind"] != "pretrain": raise CheckpointError(f"expected a pretraining checkpoint at {path}, found one of kind {ck['kind']!r} (use load_student)")
     cfg = config_from_dict(TrainConfig, ck["config"], f"the config in {path}")
     student = load_student(ck)
@@ -233,3 +288,155 @@ def load_run(path,  # a pretraining checkpoint (`checkpoint_*.pt`)
     dev = torch.device(device)
     return PretrainedRun(student.to(dev).eval(), ema.to(dev).eval() if ema is not None else None,
                          teacher.to(dev) if teacher is not None else None, stats_from_dict(ck["stats"]), cfg, ck["step"])
+
+# %% ../nbs/07_checkpoint.ipynb #cebbf9b0
+DEO_NORMALISATIONS = {"normalize_hr": DEO_STATS, "normalize_s2": DEO_S2_STATS}  # DEO's two input normalisations (`utils/augmentations.py`)
+
+DEO_ARCHS = {  # DEO release -> the package student it is (the reference's patch_head_mid reads Swin stage 2, ViT block 5)
+    "swin_b": dict(backbone="swin", size="base", patch_size=4, window=12, mid_block=2),
+    "vit_base": dict(backbone="vit", size="base", patch_size=8, img_size=256, stem_norm=False, mid_block=5)}
+
+_DEO_HEADS = {"head_ms.": "ms_head.", "cls_head.": "cls_head.", "patch_head_mid.": "patch_head_mid.", "patch_head_late.": "patch_head_late."}
+_DEO_KEYS = {  # their key prefix (after the wrapper prefixes are removed) -> ours
+    "swin_b": {"features.": "backbone.body.features.", "norm.": "backbone.body.norm.", "conv_ms.": "backbone.ms_stem.",
+               "conv_rgb.": "backbone.rgb_stem.", **_DEO_HEADS},
+    "vit_base": {"patch_embed_ms.proj.": "backbone.body.patch_embed.proj.", "patch_embed_rgb.proj.": "backbone.rgb_stem.proj.",
+                 "cls_token": "backbone.body.cls_token", "pos_embed": "backbone.body.pos_embed", "blocks.": "backbone.body.blocks.",
+                 "norm.": "backbone.body.norm.", **_DEO_HEADS}}
+_DEO_UNUSED = {"swin_b": (), "vit_base": ("patch_embed.proj.",)}  # in their model, unused by their forward: dropped, noted
+_DEO_PREFIXES = ("_orig_mod.", "module.", "backbone.")  # torch.compile, DDP and their multi-crop wrapper
+
+def _deo_tensors(path: Path) -> dict[str, torch.Tensor]:
+    "The student tensors of a DEO release or training checkpoint, wrapper prefixes removed."
+    if not path.is_file(): raise CheckpointError(f"expected a DEO checkpoint file at {path}, found {'a folder' if path.is_dir() else 'nothing'}")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]): ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"expected a DEO checkpoint readable without running code at {path}, found one that is not ({_unreadable(path, e)})") from None
+    state = ck["student"] if isinstance(ck, dict) and "student" in ck else ck
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        found = f"a dict with entries {sorted(map(str, ck))[:6]}" if isinstance(ck, dict) else type(ck).__name__
+        raise CheckpointError(f"expected a DEO state dict, or a training checkpoint with a 'student' entry, at {path}, found {found}")
+    out = {}
+    for key, v in state.items():
+        name = key
+        while name.startswith(_DEO_PREFIXES): name = next(name[len(p):] for p in _DEO_PREFIXES if name.startswith(p))
+        if name in out: raise CheckpointError(f"expected one tensor per name at {path}, found two named {name!r} once prefixes are removed (one is {key!r})")
+        out[name] = v
+    return out
+
+def _check_windows(state: dict, window: int, path: Path):
+    "Raise `CheckpointError` unless every relative-position table of a Swin state is that of a `window` x `window` window."
+    for k, v in state.items():
+        if k.endswith("relative_position_bias_table") and v.shape[0] != (2 * window - 1) ** 2:
+            side = (math.isqrt(v.shape[0]) + 1) // 2
+            found = f"window {side}" if (2 * side - 1) ** 2 == v.shape[0] else "no square window"
+            raise CheckpointError(f"expected window {window} ({(2 * window - 1) ** 2}-row relative-position tables) in {path}, found {k} of shape "
+                                  f"{tuple(v.shape)} ({found})" + (f": pass window={side} if that is the model you mean" if "window" in found else ""))
+
+def dino_pos_embed(pos_embed: torch.Tensor,  # `(1, 1 + n * n, D)`: class token first, then an n x n grid
+                   grid: int,  # patches per side wanted
+                  ) -> torch.Tensor:
+    "DINO-v1's `interpolate_pos_encoding` for a `grid` x `grid` crop: bicubic with scale factor (grid + 0.1) / n."
+    n = math.isqrt(pos_embed.shape[1] - 1)
+    if n == grid: return pos_embed
+    s = (grid + 0.1) / n
+    patch = F.interpolate(pos_embed[:, 1:].reshape(1, n, n, -1).permute(0, 3, 1, 2), scale_factor=(s, s), mode="bicubic")
+    return torch.cat([pos_embed[:, :1], patch.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], 1)
+
+def _head_settings(state: dict) -> dict:
+    "Widths of the student's heads read from DEO's training heads that are present."
+    dims = {h: state[f"{p}mlp.4.weight"].shape[0] for p, h in (("cls_head.", "cls"), ("patch_head_mid.", "mid"), ("patch_head_late.", "late"))
+            if f"{p}mlp.4.weight" in state}
+    hidden = [state[f"{p}mlp.0.weight"].shape[0] for p in _DEO_HEADS if f"{p}mlp.0.weight" in state]
+    return dict(teacher_dim={"cls": 768, "mid": 768, "late": 768, **dims},
+                **({"ms_dim": state["head_ms.mlp.4.weight"].shape[0]} if "head_ms.mlp.4.weight" in state else {}),
+                **({"head_hidden": hidden[0]} if hidden else {}))
+
+# %% ../nbs/07_checkpoint.ipynb #0578c697
+class DEOImport(NamedTuple):
+    "A DEO model as a package student, and what happened on the way."
+    student: Student  # the student, in eval mode, `stats` set
+    notes: list[str]  # tensors dropped, initialised or resampled
+
+def read_deo(path: str | os.PathLike,  # DEO's released file or a training checkpoint of their `main_dino.py`
+             arch: str,  # "swin_b" or "vit_base"
+             normalisation: str = "normalize_hr",  # "normalize_hr" or "normalize_s2" (`DEO_NORMALISATIONS`)
+             **settings,  # student settings that differ from the release's (e.g. window=7; smaller widths for tests)
+            ) -> DEOImport:
+    "DEO's student as a package `Student`, every tensor of the file accounted for."
+    path = Path(path)
+    if arch not in DEO_ARCHS: raise CheckpointError(f"expected arch one of {sorted(DEO_ARCHS)}, found {arch!r}")
+    if normalisation not in DEO_NORMALISATIONS: raise CheckpointError(f"expected normalisation one of {sorted(DEO_NORMALISATIONS)}, found {normalisation!r}")
+    state, table = _deo_tensors(path), _DEO_KEYS[arch]
+    student = Student(DEO_BANDS, **{**DEO_ARCHS[arch], **_head_settings(state), **settings}).eval()
+    if arch == "swin_b": _check_windows(state, student.config["window"], path)
+    own, mapped, notes = student.state_dict(), {}, []
+    theirs = lambda k: next((p + k[len(q):] for p, q in table.items() if k.startswith(q)), k)  # our name in their naming
+    for k, v in state.items():
+        prefix = next((p for p in table if k.startswith(p)), None)
+        if prefix is None:
+            if k.startswith(_DEO_UNUSED[arch]): notes.append(f"dropped {k} {tuple(v.shape)}: in DINO's model, unused by DEO's forward"); continue
+            raise CheckpointError(f"expected only tensors of DEO's {arch} student in {path}, found the extra key {k!r} {tuple(v.shape)}")
+        mapped[table[prefix] + k[len(prefix):]] = v
+    pos = "backbone.body.pos_embed"
+    if pos in mapped and pos in own and mapped[pos].shape != own[pos].shape:
+        grid = math.isqrt(own[pos].shape[1] - 1)
+        notes.append(f"resampled pos_embed {tuple(mapped[pos].shape)} to {grid} x {grid} patches with DINO's interpolation")
+        mapped[pos] = dino_pos_embed(mapped[pos], grid)
+    for k in [k for k in own if k not in mapped]:
+        if k == "mask_token" or k.startswith(tuple(_DEO_HEADS.values())) or k.endswith("relative_position_index"):
+            mapped[k] = own[k]
+            if not k.endswith("relative_position_index"): notes.append(f"initialised {k}: not in the file")
+    missing = [theirs(k) for k in own if k not in mapped]
+    if missing: raise CheckpointError(f"expected DEO's {arch} student in {path} to hold {missing[:3]}{' ...' if len(missing) > 3 else ''}, found "
+                                      f"{'them' if len(missing) > 1 else 'it'} missing ({len(missing)} of {len(own)} tensors)")
+    shapes = [f"{theirs(k)}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}" for k, v in mapped.items() if v.shape != own[k].shape]
+    if shapes: raise CheckpointError(f"expected the tensors of DEO's {arch} student with these settings {student.architecture} in {path}, found: "
+                                     + "; ".join(shapes[:3]))
+    student.load_state_dict(mapped)
+    student.stats = DEO_NORMALISATIONS[normalisation]
+    return DEOImport(student, notes)
+
+def load_deo(path: str | os.PathLike,  # DEO's released file or a training checkpoint of their `main_dino.py`
+             arch: str,  # "swin_b" or "vit_base"
+             normalisation: str = "normalize_hr",  # "normalize_hr" or "normalize_s2" (`DEO_NORMALISATIONS`)
+             **settings,  # student settings that differ from the release's (e.g. window=7; smaller widths for tests)
+            ) -> Student:
+    "DEO's student as a package `Student` in eval mode, with the DEO band set and `normalisation` as its `stats`."
+    return read_deo(path, arch, normalisation, **settings).student
+
+# %% ../nbs/07_checkpoint.ipynb #831e8f24
+def _setting(text: str) -> tuple[str, object]:
+    "One `--set KEY=VALUE` of `import-deo`: the value read as JSON where it parses (numbers, lists), else as a string."
+    key, sep, value = text.partition("=")
+    if not sep or not key: raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. window=7), found {text!r}")
+    try: return key, json.loads(value)
+    except ValueError: return key, value
+
+def _import_deo_cmd(args: argparse.Namespace):
+    "Run `dualdistill import-deo`."
+    settings = dict(args.set or ())
+    if args.window: settings["window"] = args.window
+    imported = read_deo(args.src, args.arch, args.normalisation, **settings)
+    for note in imported.notes: print(note)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write = export_safetensors if args.out.suffix == ".safetensors" else save_student
+    print(f"wrote {write(imported.student, args.out)}: DEO {args.arch}, bands {list(DEO_BANDS.names)}, normalisation {args.normalisation}")
+
+def add_import_deo_parser(subparsers,  # the `add_subparsers()` object of the `dualdistill` parser
+                         ) -> argparse.ArgumentParser:
+    "Register the `import-deo` subcommand; its `run` default runs it."
+    p = subparsers.add_parser("import-deo", help="convert a DEO release or training checkpoint into a dualdistill student",
+                              description="Read DEO's released Swin-B or ViT-B/8 (or a checkpoint of their training script) strictly, "
+                                          "and write a dualdistill student checkpoint carrying the DEO bands and normalisation.")
+    p.add_argument("src", type=Path, help="the DEO file, e.g. DEO_swin_b.pth")
+    p.add_argument("--arch", required=True, choices=sorted(DEO_ARCHS), help="the model in the file")
+    p.add_argument("--out", required=True, type=Path, help="the student checkpoint to write (.pt; a .safetensors name writes safetensors)")
+    p.add_argument("--normalisation", default="normalize_hr", choices=sorted(DEO_NORMALISATIONS),
+                   help="input normalisation to attach: normalize_hr (RGB max-scaled, DEO's pretraining; default) or normalize_s2 (raw-DN RGB)")
+    p.add_argument("--window", type=int, help="Swin attention window, if the file is not the release's 12")
+    p.add_argument("--set", type=_setting, action="append", metavar="KEY=VALUE",
+                   help="a student setting that differs from the release's, e.g. size=tiny or depths=[2,2,6,2] (repeatable)")
+    p.set_defaults(run=_import_deo_cmd)
+    return p

@@ -4,58 +4,143 @@
 
 # %% ../nbs/12_cli.ipynb #17ee3bf3
 from __future__ import annotations
-import argparse, csv, sys
+import argparse, contextlib, csv, importlib, io, logging, os, sys, tempfile, warnings
 from pathlib import Path
+from typing import NamedTuple
 import numpy as np
+from . import __version__
 from .sensors import DualDistillError, SENTINEL2_L1C, band_set, band_stats
-from .data import Scene, atomic_write, sample_scene, stretch
 
 # %% auto #0
-__all__ = ['band_table', 'preview', 'parser', 'main']
+__all__ = ['COMMANDS', 'FOLDER_OUTPUTS', 'Command', 'write_files', 'PreviewError', 'band_table', 'preview', 'add_preview_parser',
+           'add_pretrain_parser', 'UsageError', 'parser', 'check_numbers', 'check_arguments', 'main']
+
+# %% ../nbs/12_cli.ipynb #1419ae7f
+class Command(NamedTuple):
+    "A subcommand: its name, its one-line help, and the function (in a module imported only when it runs) that adds its parser."
+    name: str  # as typed after `dualdistill`
+    help: str  # shown by `dualdistill --help`
+    module: str  # module holding the parser function
+    function: str  # `function(subparsers)` adds the command's parser, with a `run` default
+
+COMMANDS = (
+    Command("preview", "write true/false-colour previews and band statistics of a scene", "dualdistill.cli", "add_preview_parser"),
+    Command("pretrain", "pretrain a student with dual-teacher distillation", "dualdistill.cli", "add_pretrain_parser"),
+    Command("evaluate", "evaluate pretrained checkpoints with frozen-feature probes", "dualdistill.benchmarks", "add_evaluate_parser"),
+    Command("import-deo", "convert a checkpoint the DEO authors released into a dualdistill checkpoint", "dualdistill.checkpoint", "add_import_deo_parser"),
+    Command("shard", "cut rasters into shards for streaming pretraining", "dualdistill.shards", "add_shard_parser"),
+)
+
+# %% ../nbs/12_cli.ipynb #8ef721ab
+def _write_bytes(path: str, data: bytes):
+    with open(path, "wb") as f: f.write(data); f.flush(); os.fsync(f.fileno())
+
+def write_files(out: str | os.PathLike,  # the folder to write into (made if missing, removed again on failure)
+                files: dict[str, bytes],  # file name -> complete contents
+               ) -> list[Path]:
+    "Write all `files` into folder `out`, or none of them: temporaries first, the targets replaced once every one is complete."
+    from dualdistill.data import file_system_error
+    out = Path(out)
+    made = [p for p in (out, *out.parents) if not p.exists()][::-1]  # the folders this call creates, outermost first
+    tmps = {}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            fd, tmps[name] = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            os.close(fd)
+            _write_bytes(tmps[name], data)
+            umask = os.umask(0); os.umask(umask); os.chmod(tmps[name], 0o666 & ~umask)
+        for name, tmp in tmps.items(): os.replace(tmp, out / name)
+    except OSError as e:
+        for tmp in tmps.values():
+            if os.path.exists(tmp): os.remove(tmp)
+        for p in reversed(made):
+            if p.is_dir() and not any(p.iterdir()): p.rmdir()
+        raise file_system_error(e, e.filename or out) from None
+    return [out / name for name in files]
 
 # %% ../nbs/12_cli.ipynb #ce022b35
-def _save_png(path: Path, rgb: np.ndarray) -> Path:
-    "Write an `(H, W, 3)` image in [0, 1] as a PNG, atomically."
-    import matplotlib.image
-    return atomic_write(path, lambda tmp: matplotlib.image.imsave(tmp, rgb, format="png"))
+class PreviewError(DualDistillError, ValueError):
+    "A scene that gives no preview: no valid pixels in the bands shown, or no contrast to stretch."
 
-def band_table(scene: Scene, step: int = 2) -> list[dict]:
+def band_table(scene,  # a `dualdistill.data.Scene` (not annotated: the CLI module loads no torch until a command runs)
+               step: int = 2,  # the overview's reduction
+              ) -> list[dict]:
     "Per-band statistics of `scene`'s `1/step` overview: name, wavelength, GSD, min, max, mean, std, nodata fraction."
     x = scene.overview(step)
     st = band_stats(x, scene.bands.names, scene.nodata)
     rows = []
     for band, a, mean, std in zip(scene.bands, x, st.mean, st.std):
-        valid = a[a != scene.nodata] if scene.nodata is not None else a.ravel()
+        valid = a[np.isfinite(a) & (a != scene.nodata)] if scene.nodata is not None else a[np.isfinite(a)]
         rows.append(dict(band=band.name, common_name=band.common_name, wavelength_nm=band.wavelength, bandwidth_nm=band.bandwidth,
-                         gsd_m=band.gsd, min=float(valid.min()), max=float(valid.max()), mean=round(mean, 3), std=round(std, 3),
-                         nodata_fraction=round(1 - valid.size / a.size, 6)))
+                         gsd_m=band.gsd, min=float(valid.min()) if valid.size else float("nan"), max=float(valid.max()) if valid.size else float("nan"),
+                         mean=round(mean, 3), std=round(std, 3), nodata_fraction=round(1 - valid.size / a.size, 6)))
     return rows
 
-def preview(scene: Scene, out: Path) -> list[Path]:
-    "Write true-colour and false-colour PNGs and a band-statistics CSV of `scene` into folder `out`."
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def _preview_bands(scene) -> tuple[list[str], list[str]]:
+    "Band names of the true colour (red, green, blue) and the false colour (NIR, red, green); warns when NIR is not B08."
+    from dualdistill.data import DataWarning
     nir = "B08" if "B08" in scene.bands else next((b.name for b in scene.bands if b.common_name.startswith("nir")), None)
     if scene.bands.rgb is None or nir is None:
-        raise DualDistillError(f"expected red, green, blue and NIR bands for the previews, found {list(scene.bands.names)}")
+        raise PreviewError(f"expected red, green, blue and NIR bands for the previews, found {list(scene.bands.names)}")
+    if nir != "B08" and all(n in SENTINEL2_L1C for n in scene.bands.names):
+        warnings.warn(f"the false colour shows {nir} as NIR: the scene has no B08", DataWarning, stacklevel=2)
     r, g, b = scene.bands.rgb
-    written = [_save_png(out / "true_colour.png", stretch(scene.read(bands=[r, g, b]))),
-               _save_png(out / "false_colour.png", stretch(scene.read(bands=[nir, r, g])))]
+    return [r, g, b], [nir, r, g]
+
+def _image(scene, bands: list[str]) -> np.ndarray:
+    "`bands` of `scene` stretched to an `(H, W, 3)` image, or `PreviewError` when they have no valid pixel or no contrast."
+    from dualdistill.data import stretch
+    x = scene.read(bands=bands)
+    valid = np.isfinite(x).all(0) & ((x != scene.nodata).all(0) if scene.nodata is not None else True)
+    if not valid.any(): raise PreviewError(f"expected valid pixels in bands {bands} of {scene}, found only NaN or nodata")
+    flat = [b for b, a in zip(bands, x) if a[valid].min() == a[valid].max()]
+    if flat: raise PreviewError(f"expected some contrast to stretch in bands {bands} of {scene}, found a single value in {flat}")
+    return stretch(np.where(valid, x, np.nan))
+
+def preview(scene,  # a `dualdistill.data.Scene`
+            out: Path,  # the folder to write into
+           ) -> list[Path]:
+    "Write true-colour and false-colour PNGs and a band-statistics CSV of `scene` into folder `out`: all three, or none when anything fails."
+    import matplotlib.image
+    rgb, false = _preview_bands(scene)
+    files = {}
+    for name, bands in (("true_colour.png", rgb), ("false_colour.png", false)):
+        buf = io.BytesIO(); matplotlib.image.imsave(buf, _image(scene, bands), format="png"); files[name] = buf.getvalue()
     rows = band_table(scene)
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-    written.append(atomic_write(out / "band_stats.csv", write_csv))
-    return written
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n"); w.writeheader(); w.writerows(rows)
+    files["band_stats.csv"] = text.getvalue().encode()
+    return write_files(out, files)
+
+# %% ../nbs/12_cli.ipynb #280fa8ec
+def _preview_cmd(args):
+    if args.data is None and args.sensor is not None:
+        raise UsageError(f"expected --data with --sensor {args.sensor} (the bundled sample is always sentinel2_l1c), found no --data")
+    from dualdistill.data import Scene, sample_scene
+    scene = sample_scene() if args.data is None else Scene.open(args.data, sensor=band_set(args.sensor or "sentinel2_l1c"))
+    for p in preview(scene, args.out): print(p)
+
+def add_preview_parser(subparsers,  # the `add_subparsers()` object of the `dualdistill` parser
+                      ) -> argparse.ArgumentParser:
+    "Register the `preview` subcommand."
+    pv = subparsers.add_parser("preview", help="write true/false-colour previews and band statistics of a scene")
+    pv.add_argument("--data", help="a raster file or a folder of band files (default: the bundled Sentinel-2 sample)")
+    pv.add_argument("--sensor", help="band set the --data bands belong to (default: sentinel2_l1c)")
+    pv.add_argument("--out", default="out/preview", type=Path, help="output folder (created if missing)")
+    pv.set_defaults(run=_preview_cmd)
+    return pv
 
 # %% ../nbs/12_cli.ipynb #50910556
 def _pretrain_cmd(args):
-    from dualdistill.train import Trainer, load_config, preset
+    logging.getLogger("dualdistill.cli").info("loading torch and the training code")  # seconds of imports: say so first
+    from dualdistill.train import CheckpointError, Trainer, _nothing_to_resume, checkpoints, load_config, preset
     if args.resume:
         given = [f"--{k}" for k in ("config", "data", "steps", "epochs") if getattr(args, k) is not None]
         if given: raise DualDistillError(f"expected --resume to continue with the run's saved config, found {given} as well")
+        if not checkpoints(args.out): raise CheckpointError(_nothing_to_resume(args.out))  # the rule of `Trainer(..., resume=True)`
         if not (args.out / "config.yaml").exists():
-            raise DualDistillError(f"expected a run to resume in {args.out} (its config.yaml), found none")
+            raise DualDistillError(f"expected the config.yaml of the run to resume in {args.out}, found only its checkpoints")
         cfg = load_config(args.out / "config.yaml")
     else:
         cfg = load_config(args.config) if args.config else preset(args.preset)
@@ -69,41 +154,107 @@ def _pretrain_cmd(args):
     if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()  # every rank done before any tears down
     if trainer.rank == 0: print((args.out / "summary.txt").read_text() if (args.out / "summary.txt").exists() else f"stopped at step {trainer.step}")
 
-# %% ../nbs/12_cli.ipynb #cdcf367f
-def _preview_cmd(args):
-    scene = sample_scene() if args.data is None else Scene.open(args.data, sensor=band_set(args.sensor))
-    for p in preview(scene, args.out): print(p)
-
-def parser() -> argparse.ArgumentParser:
-    "The `dualdistill` argument parser."
-    p = argparse.ArgumentParser(prog="dualdistill", description="Dual-teacher contrastive distillation for multispectral Earth-observation imagery.")
-    sub = p.add_subparsers(dest="command", required=True)
-    pv = sub.add_parser("preview", help="write true/false-colour previews and band statistics of a scene")
-    pv.add_argument("--data", help="a raster file or a folder of band files (default: the bundled Sentinel-2 sample)")
-    pv.add_argument("--sensor", default="sentinel2_l1c", help="band set the data's bands belong to (default: sentinel2_l1c)")
-    pv.add_argument("--out", default="out/preview", type=Path, help="output folder (created if missing)")
-    pv.set_defaults(run=_preview_cmd)
-    pt = sub.add_parser("pretrain", help="pretrain a student with dual-teacher distillation")
-    pt.add_argument("--preset", default="demo", choices=["demo", "deo"], help="recipe to start from (default: demo)")
+def add_pretrain_parser(subparsers,  # the `add_subparsers()` object of the `dualdistill` parser
+                       ) -> argparse.ArgumentParser:
+    "Register the `pretrain` subcommand."
+    pt = subparsers.add_parser("pretrain", help="pretrain a student with dual-teacher distillation")
+    pt.add_argument("--preset", default="demo", help="recipe to start from: demo (default), deo, ... (an unknown name lists them)")
     pt.add_argument("--config", type=Path, help="a YAML config (overrides --preset)")
     pt.add_argument("--out", default="out/pretrain", type=Path, help="run folder: checkpoints, metrics, curve, summary")
     length = pt.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimiser steps of the run")
     length.add_argument("--epochs", type=int, help="epochs of the run")
     pt.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, with its saved config")
-    pt.add_argument("--data", nargs="+", help="GeoTIFFs or band folders to train on (default: the bundled sample)")
+    pt.add_argument("--data", nargs="+", help="GeoTIFFs or band folders to train on, or one folder `dualdistill shard` wrote (default: the bundled sample)")
     pt.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    pt.add_argument("--quiet", action="store_true", help="no progress bar")
+    pt.add_argument("--quiet", action="store_true", help="no progress bar and no lines on what the run is preparing")
     pt.set_defaults(run=_pretrain_cmd)
-    from dualdistill.benchmarks import add_evaluate_parser  # evaluate's options and the benchmarks' --dataset
-    add_evaluate_parser(sub)
+    return pt
+
+# %% ../nbs/12_cli.ipynb #cdcf367f
+class UsageError(DualDistillError, ValueError):
+    "A command line that cannot work: an option's value, or an output folder that cannot be written."
+
+def parser(argv: list[str] | None = None,  # the arguments; the first that is not an option chooses the command whose options are built
+          ) -> argparse.ArgumentParser:
+    "The `dualdistill` argument parser: every command listed, only the chosen one's options built (importing its module)."
+    p = argparse.ArgumentParser(prog="dualdistill", description="Dual-teacher contrastive distillation for multispectral Earth-observation imagery.")
+    p.add_argument("--version", action="version", version=f"dualdistill {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((a for a in argv or [] if not a.startswith("-")), None)
+    for c in COMMANDS:
+        if c.name == chosen: getattr(importlib.import_module(c.module), c.function)(sub)
+        else: sub.add_parser(c.name, help=c.help)
     return p
 
+_LEAST = dict(steps=1, epochs=1, k=1, folds=2, limit=1, chip=1, stride=1, threads=1)  # option -> smallest value that works
+FOLDER_OUTPUTS = ("preview", "pretrain", "evaluate")  # commands whose --out is a folder
+
+def _check_number(name: str, v):
+    "`UsageError` unless option `--name`'s value `v` is at least `_LEAST[name]` (non-integers are argparse's to report)."
+    least = _LEAST[name]
+    if isinstance(v, int) and not isinstance(v, bool) and v < least:
+        raise UsageError(f"expected --{name} to be {'a positive integer' if least == 1 else f'at least {least}'}, found {v}")
+
+def check_numbers(argv: list[str]):
+    "`check_arguments`' test of the counts (`--steps`, `--k`, ...) on the raw command line: before a command's parser imports torch."
+    if "-h" in argv or "--help" in argv: return
+    for i, a in enumerate(argv):
+        name, eq, value = a[2:].partition("=")
+        if not a.startswith("--") or name not in _LEAST: continue
+        value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+        try: _check_number(name, int(value))
+        except ValueError as e:
+            if isinstance(e, UsageError): raise
+
+def check_arguments(args: argparse.Namespace):
+    "Raise `UsageError` for option values that cannot work and for an `--out` folder that cannot be written, before any work."
+    for name in _LEAST: _check_number(name, getattr(args, name, None))
+    out = getattr(args, "out", None)
+    if args.command not in FOLDER_OUTPUTS or out is None: return
+    out = Path(out)
+    above = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not above.is_dir():
+        where = "there" if above == out else f"at {above}, above it"
+        raise UsageError(f"expected --out {out} to be a folder, found a file {where}: choose another --out")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise UsageError(f"expected --out {out} to be writable, found {above} read-only or without write permission: choose another --out")
+
+@contextlib.contextmanager
+def _messages(command: str, quiet: bool):
+    "Warnings, and unless `quiet` the package's progress lines, printed as `dualdistill COMMAND: ...` on stderr."
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"dualdistill {command}: %(message)s"))
+    log, level = logging.getLogger("dualdistill"), logging.getLogger("dualdistill").level
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: print(f"dualdistill {command}: warning: {message}", file=sys.stderr, flush=True)
+        if not quiet: log.addHandler(handler); log.setLevel(logging.INFO)
+        try: yield
+        finally: log.removeHandler(handler); log.setLevel(level)
+
 def main(argv: list[str] | None = None) -> int:
-    "Run the `dualdistill` command line."
-    args = parser().parse_args(argv)
-    try: args.run(args)
-    except DualDistillError as e:
-        print(f"dualdistill {args.command}: error: {e}", file=sys.stderr)
+    "Run the `dualdistill` command line; returns the exit status."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try: check_numbers(argv)
+    except UsageError as e:
+        print(f"dualdistill {next((a for a in argv if not a.startswith('-')), '')}: error: {e}", file=sys.stderr)
         return 2
+    args = parser(argv).parse_args(argv)
+    out = Path(args.out) if getattr(args, "out", None) is not None else None
+    made = [p for p in (out, *out.parents) if not p.exists()] if out is not None else []  # folders a failure must not leave behind
+    try:
+        with _messages(args.command, getattr(args, "quiet", False)):
+            check_arguments(args)
+            args.run(args)
+    except (DualDistillError, KeyboardInterrupt, OSError) as e:
+        if isinstance(e, OSError) and not isinstance(e, DualDistillError):
+            if e.errno is None: raise
+            from dualdistill.data import file_system_error
+            e = file_system_error(e, e.filename or out)
+        for p in made:
+            if p.is_dir() and not any(p.iterdir()): p.rmdir()
+        status = 130 if isinstance(e, KeyboardInterrupt) else getattr(e, "exit_status", 2)
+        print(f"dualdistill {args.command}: " + ("interrupted" if isinstance(e, KeyboardInterrupt) else f"{'error: ' if status == 2 else ''}{e}"),
+              file=sys.stderr)
+        return status
     return 0

@@ -4,9 +4,9 @@
 
 # %% ../nbs/01_data.ipynb #5e393bdb
 from __future__ import annotations
-import importlib.resources, os, re, tempfile
+import errno, importlib.resources, itertools, os, re, tempfile, warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
@@ -15,16 +15,42 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 import torch
 from fastcore.basics import patch
-from .sensors import (DualDistillError, BandError, BandSet, BandStats, Sensor, SENTINEL2_L1C, EUROSAT_MS, DEO_BANDS,
+from .sensors import (DualDistillError, BandError, BandSet, BandStats, Sensor, SENTINEL2_L1C, EUROSAT_MS, DEO_BANDS, DEO_STATS,
                                  band_stats, sentinel2_reflectance)
 
 # %% auto #0
-__all__ = ['SAMPLE_PATH', 'RasterError', 'Scene', 'atomic_write', 'write_geotiff', 'sample_scene', 'stretch', 'ChipDataset',
-           'collate_chips', 'FolderDataset']
+__all__ = ['SAMPLE_PATH', 'RasterError', 'DamagedRasterError', 'FileSystemError', 'DataWarning', 'file_system_error', 'Scene',
+           'valid_pixels', 'overview_stats', 'training_stats', 'atomic_write', 'write_geotiff', 'sample_scene',
+           'stretch', 'apply_seeded', 'ChipDataset', 'collate_chips', 'FolderDataset']
 
 # %% ../nbs/01_data.ipynb #51f82b05
 class RasterError(DualDistillError, ValueError):
     "A file that is not a usable raster, or a window that cannot be read from a scene."
+
+class DamagedRasterError(RasterError):
+    "A raster whose header opens but whose pixels in a window cannot be decoded (damaged tiles or strips)."
+
+class FileSystemError(DualDistillError, OSError):
+    "The operating system refused a file: a full or read-only disk, no permission, a file where a folder should be."
+
+class DataWarning(UserWarning):
+    "Data that can be used but probably not as meant: constant bands, one band standing in for another, chips skipped."
+
+_REMEDIES = {errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+             errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+             errno.EFBIG: "the file grew past the size this process may write (ulimit -f): raise the limit or write elsewhere",
+             errno.EROFS: "the file system is read-only: write to another folder",
+             errno.EACCES: "permission denied: write to a folder you own, or change its permissions",
+             errno.EPERM: "permission denied: write to a folder you own, or change its permissions",
+             errno.ENOTDIR: "a file stands where a folder is needed: choose another path",
+             errno.EEXIST: "a file stands where a folder is needed: choose another path"}
+
+def file_system_error(e: OSError,  # what the operating system raised
+                      path: str | os.PathLike,  # the file or folder concerned
+                     ) -> FileSystemError:
+    "The package's error for `e`, naming `path` and the remedy."
+    why = _REMEDIES.get(e.errno, e.strerror or str(e))
+    return FileSystemError(f"expected to write {path}, found the operating system refusing it ({e.strerror or e}): {why}")
 
 # %% ../nbs/01_data.ipynb #9157c3a9
 _RESAMPLING = {r.name: r for r in (Resampling.nearest, Resampling.bilinear, Resampling.cubic, Resampling.average, Resampling.lanczos)}
@@ -120,6 +146,11 @@ def shape(self: Scene) -> tuple[int, int, int]:
     return len(self.bands), self.height, self.width
 
 @patch(as_prop=True)
+def dtype(self: Scene) -> np.dtype:
+    "The smallest numeric type that holds the values of every band file."
+    return np.result_type(*(ds.dtypes[0] for ds in self._datasets.values()))
+
+@patch(as_prop=True)
 def res(self: Scene) -> tuple[float, float]:
     "Pixel size (x, y) in CRS units."
     return self.transform.a, -self.transform.e
@@ -177,24 +208,75 @@ def read(self: Scene,
     out = np.empty((len(names), int(window.height), int(window.width)), np.float32)
     for i, n in enumerate(names):
         path, idx = self.sources[n]
-        out[i] = self._reader(path).read(idx, window=window)
+        try: out[i] = self._reader(path).read(idx, window=window)
+        except RasterioIOError as e: raise _damaged(path, n, window, e) from None
     return out
+
+def _damaged(path: Path, band: str, window: Window | None, e: Exception) -> DamagedRasterError:
+    "The error for pixels of `band` in `path` that GDAL could not decode."
+    where = "its overview" if window is None else (f"window rows {int(window.row_off)}..{int(window.row_off + window.height)}, "
+                                                   f"cols {int(window.col_off)}..{int(window.col_off + window.width)}")
+    while (e.__cause__ or e.__context__) is not None: e = e.__cause__ or e.__context__  # GDAL's first error says most (a decoder's)
+    return DamagedRasterError(f"expected readable pixels of band {band} in {path} ({where}), found damaged data "
+                              f"({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}): "
+                              "copy or download the file again (training can skip such chips: data.on_read_error: skip)")
+
+def valid_pixels(x: np.ndarray,  # `(C, H, W)` values
+                 nodata: float | None,  # the nodata value, or None
+                ) -> np.ndarray:
+    "Boolean `(H, W)` mask of pixels where every band is finite and not `nodata`."
+    ok = np.isfinite(x).all(0)
+    return ok if nodata is None else ok & (x != nodata).all(0)
 
 @patch
 def valid_mask(self: Scene, window=None) -> np.ndarray:
     "Boolean `(H, W)` mask of pixels where no band is nodata."
-    x = self.read(window)
-    ok = np.isfinite(x).all(0)
-    return ok if self.nodata is None else ok & (x != self.nodata).all(0)
+    return valid_pixels(self.read(window), self.nodata)
 
 # %% ../nbs/01_data.ipynb #52676830
 @patch
-def overview(self: Scene, step: int = 4, bands: Sequence[str] | None = None) -> np.ndarray:
+def overview(self: Scene,
+             step: int = 4,  # the reduction
+             bands: Sequence[str] | None = None,  # the bands to read (default: all)
+             on_read_error: str = "stop",  # damaged pixels: "stop" (raise `DamagedRasterError`) or "skip" (NaN there, and a `DataWarning`)
+            ) -> np.ndarray:
     "The whole scene at `1/step` resolution (nearest pixels), float32 `(C, H/step, W/step)`."
     names = list(self.bands.names if bands is None else bands)
     h, w = -(-self.height // step), -(-self.width // step)
-    return np.stack([self._reader(self.sources[n][0]).read(self.sources[n][1], out_shape=(h, w), resampling=Resampling.nearest)
-                     for n in names]).astype(np.float32)
+    out, damaged = np.empty((len(names), h, w), np.float32), {}  # file -> [band (blocks left out)]
+    for i, n in enumerate(names):
+        path, idx = self.sources[n]
+        try: out[i] = self._reader(path).read(idx, out_shape=(h, w), resampling=Resampling.nearest)
+        except RasterioIOError as e:
+            if on_read_error != "skip": raise _damaged(path, n, None, e) from None
+            damaged.setdefault(path, []).append(f"{n} ({_overview_by_blocks(self._reader(path), idx, step, out[i])})")
+    for path, found in damaged.items():
+        warnings.warn(f"{path}: damaged blocks left out of the overview (NaN there) of band(s) {', '.join(found)}: "
+                      "statistics from the rest", DataWarning, stacklevel=2)
+    return out
+
+def _overview_by_blocks(reader, idx: int, step: int, out: np.ndarray, block: int = 64) -> int:
+    "Fill `out` with the `1/step` overview of band `idx` read in squares of `block * step` px, NaN where one fails; the failures."
+    side, bad = block * step, 0
+    for r in range(0, reader.height, side):
+        for c in range(0, reader.width, side):
+            win = Window(c, r, min(side, reader.width - c), min(side, reader.height - r))
+            dst = out[r // step:r // step - (-int(win.height) // step), c // step:c // step - (-int(win.width) // step)]
+            try: dst[:] = reader.read(idx, window=win, out_shape=dst.shape, resampling=Resampling.nearest)
+            except RasterioIOError: dst[:], bad = np.nan, bad + 1
+    return bad
+
+@patch
+def constant_bands(self: Scene,
+                   step: int = 4,  # the overview's reduction
+                   on_read_error: str = "stop",  # damaged pixels: "stop" or "skip" (see `Scene.overview`)
+                  ) -> dict[str, float]:
+    "Bands whose valid pixels in the `1/step` overview all have one value (NaN: no valid pixel), with that value."
+    out = {}
+    for n, a in zip(self.bands.names, self.overview(step, on_read_error=on_read_error)):
+        v = a[np.isfinite(a) & (a != self.nodata)] if self.nodata is not None else a[np.isfinite(a)]
+        if v.size == 0 or v.min() == v.max(): out[n] = float(v[0]) if v.size else float("nan")
+    return out
 
 @patch
 def stats(self: Scene, step: int = 4) -> BandStats:
@@ -211,6 +293,60 @@ def reflectance(self: Scene, dn: np.ndarray, baseline: str | None = None) -> np.
     raise DualDistillError("expected the scene to carry RADIO_ADD_OFFSET, BOA_ADD_OFFSET or PROCESSING_BASELINE, found none: "
                            "pass baseline= (e.g. '04.00'; products processed from 25 January 2022 on have an offset of -1000)")
 
+# %% ../nbs/01_data.ipynb #f84d9c38
+def _max_scaled_rgb_blocks(rgb: np.ndarray,  # `(3, h, w)` RGB overview
+                           nodata: float | None,  # its nodata value
+                           block: int,  # side of the squares scaled as one chip
+                          ) -> list[np.ndarray]:
+    "The valid pixels `(3, n)` of each `block`-sized square of `rgb`, divided by the square's RGB maximum."
+    rgb = rgb.astype(np.float64)
+    valid, out = valid_pixels(rgb, nodata), []
+    for r in range(0, rgb.shape[1], block):
+        for c in range(0, rgb.shape[2], block):
+            sq, ok = rgb[:, r:r + block, c:c + block], valid[r:r + block, c:c + block]
+            peak = sq[:, ok].max() if ok.any() else 0
+            if peak > 0: out.append(np.clip(sq[:, ok] / peak, 0, 1))
+    return out
+
+def overview_stats(overviews: Iterable[tuple[np.ndarray, float | None]],  # each scene's `(C, h, w)` overview of `names` and its nodata value
+                   names: BandSet,  # the overviews' bands, in channel order
+                   bands: Sequence[str],  # the student's input bands, in order
+                   reference: BandStats | None = DEO_STATS,  # statistics to use where they cover a band (RGB only if max-scaled); None: none
+                   block: int = 64,  # side of the overview squares whose RGB is max-scaled as one chip's
+                  ) -> BandStats:
+    "Normalisation statistics of `bands`, with RGB in max-scaled units: `reference`'s where it covers them, else computed from `overviews`."
+    rgb = tuple(names.rgb or ())
+    ref = reference or BandStats((), (), ())
+    known = {b: (m, s) for b, m, s in zip(ref.bands, ref.mean, ref.std) if b not in rgb or ref.rgb_max_scaled}
+    missing_rgb, others = [b for b in rgb if b not in known], [b for b in bands if b not in known and b not in rgb]
+    idx, rgb_idx = names.indices(others), names.indices(rgb)
+    values, per_scene = [], []
+    for ov, nodata in overviews:
+        if missing_rgb: values += _max_scaled_rgb_blocks(ov[rgb_idx], nodata, block)
+        if others: per_scene.append(band_stats(ov, names.names, nodata))
+    if missing_rgb:
+        if not values: raise DualDistillError(f"expected valid RGB pixels {list(rgb)} in the training scenes, found none")
+        v = np.concatenate(values, 1)
+        known.update(zip(rgb, zip(v.mean(1).tolist(), np.maximum(v.std(1), 1e-6).tolist())))
+    for b, i in zip(others, idx):
+        known[b] = (float(np.mean([st.mean[i] for st in per_scene])), float(np.mean([st.std[i] for st in per_scene])))
+
+    return BandStats(tuple(bands), tuple(known[b][0] for b in bands), tuple(known[b][1] for b in bands), rgb_max_scaled=True)
+
+def training_stats(scenes: Iterable[Scene],  # the training scenes (they must share their band names)
+                   bands: Sequence[str],  # the student's input bands, in order
+                   reference: BandStats | None = DEO_STATS,  # statistics to use where they cover a band (RGB only if max-scaled); None: none
+                   chip_size: int = 256,  # side of the chips the views are cut from (the RGB scaling unit)
+                   step: int = 4,  # the overviews' reduction
+                   on_read_error: str = "stop",  # damaged pixels: "stop" or "skip" (statistics from the rest, see `Scene.overview`)
+                  ) -> BandStats:
+    "Normalisation statistics of `bands` from the `1/step` overviews of `scenes` (see `overview_stats`)."
+    scenes = iter(scenes)
+    first = next(scenes, None)
+    if first is None: raise RasterError("expected at least one training scene, found none")
+    overviews = ((sc.overview(step, on_read_error=on_read_error), sc.nodata) for sc in itertools.chain([first], scenes))
+    return overview_stats(overviews, first.bands, bands, reference, max(chip_size // step, 1))
+
 # %% ../nbs/01_data.ipynb #ba0cd3bc
 def atomic_write(path: str | os.PathLike,  # the file to (re)place; its folder must exist
                  write,  # called with a temporary path beside `path`, writes the complete file there
@@ -221,13 +357,17 @@ def atomic_write(path: str | os.PathLike,  # the file to (re)place; its folder m
         found = "a file" if path.parent.exists() else "no folder"
         raise RasterError(f"expected an existing folder for {path}, found {found} at {path.parent}")
     if path.is_dir(): raise RasterError(f"expected a file path to write, found a folder at {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try: fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e: raise file_system_error(e, path) from None
     os.close(fd)
     try:
         write(tmp)
         umask = os.umask(0); os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        if isinstance(e, DualDistillError) or e.errno is None: raise
+        raise file_system_error(e, path) from None
     finally:
         if os.path.exists(tmp): os.remove(tmp)
     return path
@@ -292,6 +432,15 @@ def _nodata_fraction(scene: Scene, window) -> float:
     "Fraction of `window`'s pixels that are nodata in any band."
     return 1.0 - float(scene.valid_mask(window).mean())
 
+def apply_seeded(transform,  # called on `x`, drawing from torch's global generator
+                 x,  # the item
+                 key: tuple[int, ...],  # what the draws depend on, e.g. (seed, epoch, item)
+                ):
+    "`transform(x)` with torch's generator seeded from `key` alone, the caller's random state left as it was."
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(np.random.default_rng((*key, 1)).integers(2**63)))
+        return transform(x)
+
 class ChipDataset(torch.utils.data.Dataset):
     "Square chips of one or more scenes, random or on a grid, with nodata windows rejected."
     def __init__(self,
@@ -303,7 +452,10 @@ class ChipDataset(torch.utils.data.Dataset):
                  max_nodata: float = 0.0,  # largest fraction of nodata pixels a chip may have
                  transform=None,  # applied to each item's image tensor (e.g. multi-crop views)
                  max_tries: int = 100,  # random draws before giving up on finding a valid window
+                 on_read_error: str = "stop",  # a chip with damaged pixels: "stop" (raise) or "skip" (warn, count, draw another)
                 ):
+        if on_read_error not in ("stop", "skip"): raise RasterError(f"expected on_read_error 'stop' or 'skip', found {on_read_error!r}")
+        self.on_read_error, self.skipped = on_read_error, 0  # chips skipped for damaged pixels, in this process
         self.scenes = [scenes] if isinstance(scenes, Scene) else list(scenes)
         if not self.scenes: raise RasterError("expected at least one scene, found none")
         self.bands = self.scenes[0].bands
@@ -333,10 +485,10 @@ class ChipDataset(torch.utils.data.Dataset):
 
     def __len__(self): return self.length if self.windows is None else len(self.windows)
 
-    def window(self, i: int) -> tuple[int, tuple[int, int, int, int]]:
-        "Scene index and `(row, col, height, width)` window of item `i`."
-        if self.windows is not None: return self.windows[i]
-        g = np.random.default_rng((self.seed, self.epoch, i))
+    def window(self, i: int, attempt: int = 0) -> tuple[int, tuple[int, int, int, int]]:
+        "Scene index and `(row, col, height, width)` window of item `i` (`attempt` > 0: another one, after a damaged chip)."
+        if self.windows is not None: return self.windows[(i + attempt * 7919) % len(self.windows)]
+        g = np.random.default_rng((self.seed, self.epoch, i) if attempt == 0 else (self.seed, self.epoch, i, 2, attempt))
         areas = np.array([s.height * s.width for s in self.scenes], float)
         for _ in range(self.max_tries):
             k = int(g.choice(len(self.scenes), p=areas / areas.sum()))
@@ -347,13 +499,18 @@ class ChipDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self): raise IndexError(f"item {i} of a dataset of {len(self)}")
-        k, w = self.window(i)
-        s = self.scenes[k]
-        img = torch.from_numpy(s.read(w))
-        if self.transform is not None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(np.random.default_rng((self.seed, self.epoch, i, 1)).integers(2**63)))
-                img = self.transform(img)
+        for attempt in range(self.max_tries):
+            try:
+                k, w = self.window(i, attempt)
+                s = self.scenes[k]
+                img = torch.from_numpy(s.read(w))
+                break
+            except DamagedRasterError as e:
+                if self.on_read_error == "stop": raise
+                self.skipped += 1
+                warnings.warn(f"skipped a chip ({self.skipped} so far in this process): {e}", DataWarning, stacklevel=2)
+        else: raise RasterError(f"expected a readable chip for item {i}, found damaged data in {self.max_tries} draws")
+        if self.transform is not None: img = apply_seeded(self.transform, img, (self.seed, self.epoch, i))
         return dict(image=img, bands=self.bands, scene=k, window=w, crs=s.crs, transform=s.window_transform(w))
 
 def collate_chips(items: list[dict]) -> dict:

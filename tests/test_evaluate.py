@@ -15,7 +15,9 @@ from dualdistill.evaluate import (IGNORE, INDEX_BANDS, INDEX_CLASSES, SPLITS, Ba
                                   evaluate_encoder, f1_scores, file_band_names, fit_linear_probe, fit_multilabel_probe, folder_classification,
                                   index_labels, iou_scores, kfold_samples, knn_scores, macro_f1, mean_and_spread, mean_average_precision,
                                   mean_iou, multilabel_f1, paired_differences, predict_dense, read_raster, reference_encoders, run_encoders,
-                                  run_evaluation, scene_tasks, simulate_change, split_samples, split_windows, upsample, user_samples, user_tasks)
+                                  run_evaluation, scene_tasks, simulate_change, split_samples, split_windows, upsample, user_samples, user_tasks,
+                                  UperNetHead, encode_stages, fit_upernet, predict_upernet)
+from dualdistill.views import normalise_chip
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +204,48 @@ def test_feature_shapes_of_every_encoder(checkpoint, tasks):
     with pytest.raises(BandError, match="expected 10 channels"): encoders["student MS"](x[:, :4])
     with pytest.raises(EvaluationError, match="'ms' or 'rgb'"): StudentEncoder(run.student, run.stats, "swir")
 
+    x = x[:2]
+    for name, enc in encoders.items():  # the maps the UperNet head reads
+        stages = enc.stages(x)
+        widths = {"optical teacher": [112, 320], "band statistics": [20]}.get(name, [D] * 4)
+        assert [m.shape[1] for m in stages] == widths, name
+    z = normalise_chip(x, run.student.bands, run.stats)
+    with torch.no_grad():
+        for path, inp in (("MS", z), ("RGB", z[:, run.student.bands.rgb_indices])):
+            assert all(torch.equal(a, b) for a, b in zip(encoders[f"student {path}"].stages(x), run.student.stage_features(inp)))
+        assert torch.equal(encoders["band statistics"].stages(x)[0], encoders["band statistics"](x).patches)
+
+
+# --- the UperNet head ---
+
+def _toy_segmentation(n=40, seed=0):
+    "Chips of 16 px whose four 8 x 8 quarters each carry a class; a fine map says the class, a coarse one is noise."
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randint(0, 3, (n, 2, 2), generator=g)
+    target = coarse.repeat_interleave(8, 1).repeat_interleave(8, 2)
+    target[:, :2] = IGNORE
+    fine = torch.nn.functional.one_hot(coarse, 3).permute(0, 3, 1, 2).float().repeat_interleave(2, 2).repeat_interleave(2, 3)
+    return [fine + 0.3 * torch.randn(fine.shape, generator=g), torch.randn(n, 8, 2, 2, generator=g)], target
+
+
+def test_upernet_head_on_maps_of_any_scales_learns_and_repeats():
+    swin_like = [torch.randn(2, 32 * 2 ** i, 16 // 2 ** i, 16 // 2 ** i) for i in range(4)]
+    vit_like = [torch.randn(2, 24, 4, 4) for _ in range(4)]
+    for maps in (swin_like, vit_like, vit_like[:1]):
+        assert UperNetHead([m.shape[1] for m in maps], 5).eval()(maps, (64, 48)).shape == (2, 5, 64, 48)
+    with pytest.raises(EvaluationError, match=r"expected maps of widths \[24\], found \[\(2, 32, 16, 16\)"):
+        UperNetHead([24], 5)(swin_like, (64, 64))
+    maps, target = _toy_segmentation()
+    fit = lambda seed: fit_upernet([m[:30] for m in maps], target[:30], [m[30:] for m in maps], target[30:], 3, steps=40, eval_every=20, seed=seed)
+    head = fit(0)
+    pred = predict_upernet(head, [m[30:] for m in maps], (16, 16))
+    assert mean_iou(confusion_matrix(target[30:], pred, 3)) == head.setting["val_miou"] > 0.9 and head.setting["best_step"] in (20, 40)
+    assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), fit(0).state_dict().values()))
+    assert not torch.equal(head.classifier.weight, fit(1).classifier.weight)
+    assert torch.allclose(head.mean_0, maps[0][:30].mean((0, 2, 3))) and not any(p.requires_grad for p in head.parameters())
+    with pytest.raises(EvaluationError, match="expected at least 2 training chips"):
+        fit_upernet([m[:1] for m in maps], target[:1], [m[30:] for m in maps], target[30:], 3)
+
 
 def test_evaluate_encoder_unknown_task(tasks):
     enc = BandStatsEncoder(DEO_BANDS, DEO_STATS)
@@ -232,9 +276,26 @@ def test_cli_writes_report_and_plots(checkpoint, tmp_path):
         assert set(np.unique(ds.read(1)).tolist()) <= set(range(5))
 
 
+def test_cli_upernet_segmentation(checkpoint, tmp_path):
+    out = tmp_path / "upernet"
+    args = cli("--checkpoint", str(checkpoint), "--task", "segmentation", "--head", "upernet", "--out", str(out), "--threads", "1", "--quiet")
+    args.run(args)
+    report = json.loads((out / "report.json").read_text())
+    seg = report["results"]["student MS"]["segmentation"]
+    assert report["head"] == seg["head"] == "upernet" and report["protocols"]["segmentation"] == seg["protocol"]
+    assert seg["protocol"].startswith("frozen stage maps") and "200 AdamW steps of 16 chips" in seg["protocol"]
+    assert 0 <= seg["miou"] <= 1 and seg["probe"]["best_step"] % 25 == 0 and seg["n_test_pixels"] > 0
+    with rasterio.open(out / "segmentation_map.tif") as ds:
+        assert ds.tags()["labels"] == "UperNet head trained on index-derived labels" and set(np.unique(ds.read(1)).tolist()) <= set(range(5)) | {IGNORE}
+    with pytest.raises(SystemExit): cli("--checkpoint", str(checkpoint), "--head", "unet")
+    with pytest.raises(EvaluationError, match=r"expected a segmentation head from \['linear', 'upernet'\], found 'unet'"):
+        run_evaluation(checkpoint, tmp_path / "never", head="unet")
+    assert not (tmp_path / "never").exists()
+
+
 def test_cli_bad_input(checkpoint, tmp_path):
     args = cli("--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o"))
-    with pytest.raises(EvaluationError, match="expected a pretraining checkpoint file at .*missing.pt, found nothing"): args.run(args)
+    with pytest.raises(EvaluationError, match=r"expected a checkpoint file \(pretraining or student\) at .*missing.pt, found nothing"): args.run(args)
     args = cli("--checkpoint", str(checkpoint), "--task", "knn", "segmentaton", "--out", str(tmp_path / "o"))
     with pytest.raises(EvaluationError, match=r"found \['knn', 'segmentaton'\]"): args.run(args)
     args = cli("--checkpoint", str(checkpoint), "--task", "knn", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"))
