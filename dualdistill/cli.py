@@ -136,7 +136,7 @@ def _pretrain_cmd(args):
     logging.getLogger("dualdistill.cli").info("loading torch and the training code")  # seconds of imports: say so first
     from dualdistill.train import CheckpointError, Trainer, _nothing_to_resume, checkpoints, load_config, preset
     if args.resume:
-        given = [f"--{k}" for k in ("config", "data", "steps", "epochs") if getattr(args, k) is not None]
+        given = [f"--{k}" for k in ("config", "data", "steps", "epochs", "init") if getattr(args, k) is not None]
         if given: raise DualDistillError(f"expected --resume to continue with the run's saved config, found {given} as well")
         if not checkpoints(args.out): raise CheckpointError(_nothing_to_resume(args.out))  # the rule of `Trainer(..., resume=True)`
         if not (args.out / "config.yaml").exists():
@@ -147,6 +147,7 @@ def _pretrain_cmd(args):
         if args.data: cfg.data.paths = list(args.data)
         if args.steps is not None: cfg.optim.steps = args.steps
         if args.epochs is not None: cfg.optim.epochs, cfg.optim.steps = args.epochs, None
+        if args.init is not None: cfg.student.init = str(args.init)
     if args.device is not None: cfg.run.device = args.device
     trainer = Trainer(cfg, args.out, resume=args.resume)
     trainer.fit(progress=not args.quiet)
@@ -166,6 +167,8 @@ def add_pretrain_parser(subparsers,  # the `add_subparsers()` object of the `dua
     length.add_argument("--epochs", type=int, help="epochs of the run")
     pt.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, with its saved config")
     pt.add_argument("--data", nargs="+", help="GeoTIFFs or band folders to train on, or one folder `dualdistill shard` wrote (default: the bundled sample)")
+    pt.add_argument("--init", type=Path, help="a checkpoint whose student weights start the run (config student.init): "
+                                              "a student file, e.g. from `import-deo`, or a pretraining checkpoint")
     pt.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     pt.add_argument("--quiet", action="store_true", help="no progress bar and no lines on what the run is preparing")
     pt.set_defaults(run=_pretrain_cmd)

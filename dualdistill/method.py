@@ -68,6 +68,7 @@ class StudentConfig:
     window: int | None = None  # Swin: attention window side (None: the size's, 12 for base)
     embed_dim: int | None = None  # Swin: stem width C (None: the size's)
     depths: list[int] | None = None  # Swin: blocks per stage (None: the size's)
+    init: str | None = None  # a checkpoint whose student weights start the run (a student file, e.g. from `import-deo`, or a pretraining checkpoint); None: random
 
 @dataclass
 class TeacherConfig:

@@ -22,13 +22,15 @@ from .views import MultiCropViews
 from .method import (ConfigError, DataConfig, LossConfig, OptimConfig, RunConfig, StudentConfig, TeacherConfig, TrainConfig,
                                 ViewConfig, DualTeacherDistillation, build_optical_teacher, config_from_dict, config_to_dict,
                                 load_config, preset, save_config)
-from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, PretrainedRun, checkpoints, load_run,
-                                    band_set_to_dict, read_checkpoint, stats_to_dict, write_checkpoint)
+from .teachers import EMATargets
+from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, PretrainedRun, checkpoints, load_run, load_student_weights,
+                                    band_set_to_dict, read_checkpoint, stats_from_dict, stats_to_dict, write_checkpoint)
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'NonFiniteLossError', 'RunInterrupted', 'cosine', 'Schedules', 'param_groups', 'clip_per_parameter',
-           'build_scenes', 'ChipSampler', 'resolve_device', 'keep_freed_memory', 'init_distributed', 'PhaseTimer',
-           'rng_state', 'set_rng_state', 'Trainer', 'note_signals', 'read_metrics', 'write_report', 'train_ablations']
+__all__ = ['OPTICAL_HEADS', 'ABLATIONS', 'NonFiniteLossError', 'RunInterrupted', 'cosine', 'Schedules', 'param_groups',
+           'clip_per_parameter', 'build_scenes', 'ChipSampler', 'resolve_device', 'keep_freed_memory',
+           'init_distributed', 'PhaseTimer', 'rng_state', 'set_rng_state', 'Trainer', 'note_signals', 'read_metrics',
+           'write_report', 'train_ablations']
 
 # %% ../nbs/08_train.ipynb #ff5c2865
 class NonFiniteLossError(DualDistillError, FloatingPointError):
@@ -246,6 +248,7 @@ class Trainer:
 
         _log.info("statistics of %d bands ready; building the student and the optical teacher %s on %s", len(self.stats.bands), cfg.teacher.name, self.device)
         self.method = DualTeacherDistillation(cfg, self.bands, self.stats, self.device, self.rank)
+        if cfg.student.init and not resume: self.start_from(cfg.student.init)  # a resumed run has its own weights
         if self.world > 1: self.method.distribute()
         self.params = [p for p in self.method.passes.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(param_groups(self.method.passes), lr=0.0, betas=tuple(o.betas), fused=True)
@@ -339,6 +342,26 @@ def load(self: Trainer, path: Path):
     self.optimizer.load_state_dict(ck["optimizer"])
     self.step = ck["step"]
     set_rng_state(ck["rng"], self.device)
+
+# %% ../nbs/08_train.ipynb #df29dee7
+OPTICAL_HEADS = ("cls_head", "patch_head_mid", "patch_head_late")  # the student's heads onto the optical teacher's features
+
+@patch
+def start_from(self: Trainer,
+               path: str | os.PathLike,  # a student checkpoint (e.g. from `import-deo`) or a pretraining checkpoint
+              ) -> list[str]:
+    "Load the student weights of `path` into the student and its EMA teacher; optical heads shaped for another teacher start afresh (returned)."
+    ck = read_checkpoint(path)
+    own, theirs = self.student.state_dict(), ck["student"]
+    fresh = [h for h in OPTICAL_HEADS if any(k.startswith(h + ".") and (k not in own or own[k].shape != v.shape) for k, v in theirs.items())]
+    state = {k: v for k, v in theirs.items() if k.split(".")[0] not in fresh} | {k: v for k, v in own.items() if k.split(".")[0] in fresh}
+    load_student_weights(self.student, dict(ck, student=state))
+    for t in self.method.teachers.values():
+        if isinstance(t, EMATargets): t.module.load_state_dict(t.follows().state_dict())
+    same = ck.get("stats") is None or stats_from_dict(ck["stats"]) == self.stats
+    _log.info("the student starts from %s%s%s", path, f"; {', '.join(fresh)} start afresh (shaped for another optical teacher)" if fresh else "",
+              "" if same else "; its weights were trained on other input statistics than this run's data gives")
+    return fresh
 
 # %% ../nbs/08_train.ipynb #d33bb734
 def note_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT),  # the signals that stop a run after its step

@@ -16,7 +16,7 @@ from dualdistill.checkpoint import (CheckpointError, DEO_NORMALISATIONS, export_
 from dualdistill.cli import main
 from dualdistill.sensors import DEO_BANDS, DEO_S2_STATS, DEO_STATS
 from dualdistill.student import ArchitectureError, Student
-from dualdistill.train import checkpoints, preset, save_config
+from dualdistill.train import Trainer, checkpoints, preset, save_config
 
 DUALDISTILL = str(Path(sys.executable).parent / "dualdistill")
 SWIN = dict(embed_dim=32, depths=[1, 1, 1, 1])  # load_deo settings of the small Swin below (heads 1, 2, 4, 8: C / 32 per stage)
@@ -323,3 +323,30 @@ def test_swin_student_pretrains_with_96px_local_crops(tmp_path):
     with torch.no_grad(): maps = run.student.stage_features(torch.randn(1, 10, 96, 96))
     assert [tuple(m.shape) for m in maps] == [(1, 16, 24, 24), (1, 32, 12, 12), (1, 64, 6, 6), (1, 128, 3, 3)]
     assert all(torch.isfinite(v).all() for v in ck["student"].values())
+
+
+# --- continued pretraining from an imported file ---
+
+def test_pretraining_continues_from_an_imported_file(swin, tmp_path, capsys):
+    torch.save(released(swin), tmp_path / "s.pth")
+    assert main(["import-deo", str(tmp_path / "s.pth"), "--arch", "swin_b", "--out", str(tmp_path / "deo.pt"), "--set", "embed_dim=32",
+                 "--set", "depths=[1,1,1,1]"]) == 0
+    cfg = preset("demo_swin")
+    cfg.data.chip_size, cfg.data.chips_per_epoch = 128, 8
+    cfg.views = dataclasses.replace(cfg.views, global_size=128, local_size=96, n_local=1)
+    cfg.student.embed_dim, cfg.student.depths, cfg.student.head_hidden, cfg.student.ms_dim = 32, [1, 1, 1, 1], 64, 16  # the file's widths
+    cfg.teacher.calibration_images, cfg.optim.batch_size, cfg.optim.steps, cfg.run.threads = 2, 2, 1, 1
+    cfg.student.init = str(tmp_path / "deo.pt")
+    trainer = Trainer(cfg, tmp_path / "run")
+    theirs, own = released(swin), trainer.student.state_dict()
+    optical = ("cls_head.", "patch_head_mid.", "patch_head_late.")  # shaped for their 48-wide teacher, not EfficientNet-Lite0
+    assert all(torch.equal(own[ours(k)], v) for k, v in theirs.items() if not k.startswith(optical))
+    assert all(own[ours(k)].shape != v.shape for k, v in theirs.items() if k.startswith(optical) and k.endswith("mlp.4.weight"))
+    branch = trainer.student.ms_branch().state_dict()
+    assert all(torch.equal(v, branch[k]) for k, v in trainer.method.teachers["ema"].module.state_dict().items())
+    assert trainer.start_from(cfg.student.init) == ["cls_head", "patch_head_mid", "patch_head_late"]
+    assert trainer.fit(progress=False)[-1]["step"] == 1
+    cfg.student.window, cfg.student.init = 7, None  # the command line's --init sets student.init
+    save_config(cfg, tmp_path / "w7.yaml")
+    assert main(["pretrain", "--config", str(tmp_path / "w7.yaml"), "--init", str(tmp_path / "deo.pt"), "--out", str(tmp_path / "w7"), "--quiet"]) == 2
+    assert "checkpoint is for another architecture: window: expected 7, found 12" in capsys.readouterr().err and not (tmp_path / "w7").exists()
