@@ -11,7 +11,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .sensors import DualDistillError, BandError, Band, BandSet, BandStats, DEO_BANDS, DEO_STATS, DEO_S2_STATS, band_set
+from .sensors import (DualDistillError, BandError, Band, BandSet, BandStats, DEO_BANDS, DEO_STATS, DEO_S2_STATS, band_set,
+                                  stats_from_dict, stats_to_dict)
 from .data import FileSystemError, atomic_write
 from .student import ArchitectureError, MSBranch, Student
 from .teachers import EMATeacher, OpticalTeacher, _is_safetensors
@@ -19,10 +20,10 @@ from .method import TrainConfig, build_optical_teacher, config_from_dict
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'LEGACY_FORMATS', 'DEO_NORMALISATIONS', 'DEO_ARCHS', 'CheckpointError',
-           'band_set_to_dict', 'band_set_from_dict', 'stats_to_dict', 'stats_from_dict', 'write_checkpoint',
-           'checkpoints', 'read_checkpoint', 'check_state_dict', 'student_checkpoint', 'save_student',
-           'export_safetensors', 'BandTransferWarning', 'BandTransfer', 'load_student_weights', 'load_student',
-           'PretrainedRun', 'load_run', 'dino_pos_embed', 'DEOImport', 'read_deo', 'load_deo', 'add_import_deo_parser']
+           'band_set_to_dict', 'band_set_from_dict', 'write_checkpoint', 'checkpoints', 'read_checkpoint',
+           'check_state_dict', 'student_checkpoint', 'save_student', 'export_safetensors', 'BandTransferWarning',
+           'BandTransfer', 'load_student_weights', 'load_student', 'PretrainedRun', 'load_run', 'dino_pos_embed',
+           'DEOImport', 'read_deo', 'load_deo', 'add_import_deo_parser']
 
 # %% ../nbs/07_checkpoint.ipynb #773ee71f
 class CheckpointError(DualDistillError, ValueError):
@@ -41,12 +42,6 @@ def band_set_to_dict(bands: BandSet) -> dict:
 def band_set_from_dict(d: dict) -> BandSet:
     "The band set written by `band_set_to_dict`."
     return BandSet(d["name"], tuple(Band(*b) for b in d["bands"]), tuple(d["rgb"]) if d["rgb"] else None)
-
-def stats_to_dict(stats: BandStats) -> dict:
-    return dict(bands=list(stats.bands), mean=list(stats.mean), std=list(stats.std), rgb_max_scaled=stats.rgb_max_scaled)
-
-def stats_from_dict(d: dict) -> BandStats:
-    return BandStats(tuple(d["bands"]), tuple(d["mean"]), tuple(d["std"]), rgb_max_scaled=d["rgb_max_scaled"])
 
 def write_checkpoint(path: str | os.PathLike,  # the file to (re)place; its folder must exist
                      kind: str,  # "student" or "pretrain"

@@ -67,11 +67,12 @@ def band_table(scene,  # a `dualdistill.data.Scene` (not annotated: the CLI modu
                step: int = 2,  # the overview's reduction
               ) -> list[dict]:
     "Per-band statistics of `scene`'s `1/step` overview: name, wavelength, GSD, min, max, mean, std, nodata fraction."
+    from dualdistill.data import valid_pixels
     x = scene.overview(step)
     st = band_stats(x, scene.bands.names, scene.nodata)
     rows = []
     for band, a, mean, std in zip(scene.bands, x, st.mean, st.std):
-        valid = a[np.isfinite(a) & (a != scene.nodata)] if scene.nodata is not None else a[np.isfinite(a)]
+        valid = a[valid_pixels(a[None], scene.nodata)]
         rows.append(dict(band=band.name, common_name=band.common_name, wavelength_nm=band.wavelength, bandwidth_nm=band.bandwidth,
                          gsd_m=band.gsd, min=float(valid.min()) if valid.size else float("nan"), max=float(valid.max()) if valid.size else float("nan"),
                          mean=round(mean, 3), std=round(std, 3), nodata_fraction=round(1 - valid.size / a.size, 6)))
@@ -90,9 +91,9 @@ def _preview_bands(scene) -> tuple[list[str], list[str]]:
 
 def _image(scene, bands: list[str]) -> np.ndarray:
     "`bands` of `scene` stretched to an `(H, W, 3)` image, or `PreviewError` when they have no valid pixel or no contrast."
-    from dualdistill.data import stretch
+    from dualdistill.data import stretch, valid_pixels
     x = scene.read(bands=bands)
-    valid = np.isfinite(x).all(0) & ((x != scene.nodata).all(0) if scene.nodata is not None else True)
+    valid = valid_pixels(x, scene.nodata)
     if not valid.any(): raise PreviewError(f"expected valid pixels in bands {bands} of {scene}, found only NaN or nodata")
     flat = [b for b, a in zip(bands, x) if a[valid].min() == a[valid].max()]
     if flat: raise PreviewError(f"expected some contrast to stretch in bands {bands} of {scene}, found a single value in {flat}")
@@ -206,9 +207,9 @@ def check_numbers(argv: list[str]):
         name, eq, value = a[2:].partition("=")
         if not a.startswith("--") or name not in _LEAST: continue
         value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-        try: _check_number(name, int(value))
-        except ValueError as e:
-            if isinstance(e, UsageError): raise
+        try: number = int(value)
+        except ValueError: continue  # not a number: argparse reports it
+        _check_number(name, number)
 
 def check_arguments(args: argparse.Namespace):
     "Raise `UsageError` for option values that cannot work and for an `--out` folder that cannot be written, before any work."

@@ -274,7 +274,7 @@ def constant_bands(self: Scene,
     "Bands whose valid pixels in the `1/step` overview all have one value (NaN: no valid pixel), with that value."
     out = {}
     for n, a in zip(self.bands.names, self.overview(step, on_read_error=on_read_error)):
-        v = a[np.isfinite(a) & (a != self.nodata)] if self.nodata is not None else a[np.isfinite(a)]
+        v = a[valid_pixels(a[None], self.nodata)]
         if v.size == 0 or v.min() == v.max(): out[n] = float(v[0]) if v.size else float("nan")
     return out
 

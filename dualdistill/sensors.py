@@ -13,8 +13,8 @@ from fastcore.basics import patch
 __all__ = ['SENTINEL2_BANDS', 'SENTINEL2_L1C', 'SENTINEL2_L2A', 'DEO_BANDS', 'EUROSAT_MS', 'LANDSAT_OLI_TIRS', 'RGB', 'BAND_SETS',
            'LANDSAT_C2_SCALING', 'DEO_STATS', 'DEO_S2_STATS', 'RECIPES', 'SENSORS', 'DualDistillError', 'BandError',
            'Band', 'BandSet', 'band_set', 'sentinel2_offset', 'sentinel2_reflectance', 'landsat_c2_scaled',
-           'normalized_difference', 'BandStats', 'band_stats', 'common_band', 'Recipe', 'Sensor', 'sensor',
-           'sensor_for']
+           'normalized_difference', 'BandStats', 'stats_to_dict', 'stats_from_dict', 'band_stats', 'common_band',
+           'Recipe', 'Sensor', 'sensor', 'sensor_for']
 
 # %% ../nbs/00_sensors.ipynb #0b701daa
 class DualDistillError(Exception):
@@ -196,6 +196,15 @@ class BandStats:
         if np.ndim(x) not in (1, 3, 4): raise BandError(f"expected a (C,), (C, H, W) or (B, C, H, W) array, found shape {np.shape(x)}")
         shape = (-1,) if np.ndim(x) == 1 else (-1, 1, 1)
         return (x - m.reshape(shape)) / s.reshape(shape)
+
+# %% ../nbs/00_sensors.ipynb #8b90f47b
+def stats_to_dict(stats: BandStats) -> dict:
+    "Statistics as plain lists, for JSON, YAML and checkpoints."
+    return dict(bands=list(stats.bands), mean=list(stats.mean), std=list(stats.std), rgb_max_scaled=stats.rgb_max_scaled)
+
+def stats_from_dict(d: dict) -> BandStats:
+    "The statistics written by `stats_to_dict`."
+    return BandStats(tuple(d["bands"]), tuple(d["mean"]), tuple(d["std"]), rgb_max_scaled=d["rgb_max_scaled"])
 
 # %% ../nbs/00_sensors.ipynb #e3227197
 DEO_STATS = BandStats(DEO_BANDS.names,

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import rasterio
 import torch
-from .sensors import DualDistillError, BandError, BandSet, BandStats, DEO_BANDS, band_set, sensor
+from .sensors import DualDistillError, BandError, BandSet, BandStats, DEO_BANDS, band_set, sensor, stats_from_dict, stats_to_dict
 from .data import (SAMPLE_PATH, Scene, _RASTER_SUFFIXES, _band_file, apply_seeded, atomic_write,
                               overview_stats, valid_pixels)
 
@@ -157,6 +157,10 @@ def _chips_of(images: Sequence[Sequence[int]], chip_size: int, stride: int, star
         if first >= stop: return
 
 # %% ../nbs/01a_shards.ipynb #c7cc8bda
+def _write_json(path: Path, value):
+    "Write `value` as JSON to `path`, atomically."
+    atomic_write(path, lambda t: Path(t).write_text(json.dumps(value, indent=1)))
+
 def _write_part(part: dict,  # a part of the plan
                 sources: Sequence[Source],  # the inputs
                 images: Sequence[Sequence[int]],  # each source's image count, height and width
@@ -195,7 +199,7 @@ def _write_part(part: dict,  # a part of the plan
             os.replace(tmp / ch["filename"], out / name)
             chunks.append(dict(ch, filename=name))
     record = dict(chips=kept, chunks=chunks, config=config)
-    atomic_write(out / _WORK / f"part-{number:06d}.json", lambda t: Path(t).write_text(json.dumps(record)))
+    _write_json(out / _WORK / f"part-{number:06d}.json", record)
     shutil.rmtree(tmp)
     return record
 
@@ -249,7 +253,7 @@ def shard(src: Sequence[str | os.PathLike] | str | os.PathLike,  # raster files,
         plan = dict(options=opts, **plan_shards(sources, bands, sensor_bands, chip_size, opts["stride"], part_chips))
         if not plan["parts"]: raise ShardError(f"expected chips of {chip_size} px in {src}, found no image large enough")
         (out / _WORK).mkdir(parents=True, exist_ok=True)
-        atomic_write(plan_file, lambda t: Path(t).write_text(json.dumps(plan)))
+        _write_json(plan_file, plan)
     parts = plan["parts"]
     done = {i: json.loads(p.read_text()) for i in range(len(parts)) if (p := out / _WORK / f"part-{i:06d}.json").exists()}
     total = sum(p["stop"] - p["start"] for p in parts)
@@ -267,11 +271,11 @@ def shard(src: Sequence[str | os.PathLike] | str | os.PathLike,  # raster files,
     if len(configs) > 1: raise ShardError(f"expected one litdata data format over the parts in {out}, found {len(configs)}: write the folder again")
     config = json.loads(configs.pop())
     index = dict(chunks=[c for r in records for c in r["chunks"]], config=config)
-    atomic_write(out / _INDEX, lambda t: Path(t).write_text(json.dumps(index)))
+    _write_json(out / _INDEX, index)
     meta = dict(format="dualdistill-shards", version=1, chips=chips, **{k: opts[k] for k in ("bands", "sensor", "chip_size", "stride", "max_nodata")},
-                stats=dict(bands=list(stats.bands), mean=list(stats.mean), std=list(stats.std), rgb_max_scaled=stats.rgb_max_scaled),
+                stats=stats_to_dict(stats),
                 sources=[s.path for s in sources])
-    atomic_write(out / SHARD_META, lambda t: Path(t).write_text(json.dumps(meta, indent=1)))
+    _write_json(out / SHARD_META, meta)
     shutil.rmtree(out / _WORK)
     return out
 
@@ -334,8 +338,7 @@ class ShardDataset(torch.utils.data.Dataset):
         if max_nodata is not None and m["max_nodata"] > max_nodata:
             raise ShardError(f"expected shards with at most {max_nodata:.0%} nodata per chip (data.max_nodata), found up to {m['max_nodata']:.0%} in {self.folder}")
         self.bands = band_set(m["sensor"]).select(m["bands"])
-        s = m["stats"]
-        self.stats = BandStats(tuple(s["bands"]), tuple(s["mean"]), tuple(s["std"]), rgb_max_scaled=s["rgb_max_scaled"])
+        self.stats = stats_from_dict(m["stats"])
         self.seed, self.transform, self.epoch, self._reader, self._pid = seed, transform, 0, None, None
 
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k not in ("_reader", "_pid")} | dict(_reader=None, _pid=None)
